@@ -1,0 +1,86 @@
+"""The agent <-> hub wire protocol: the one place it is written down.
+
+Both sides cite this module; the hub's agent endpoints live in
+``orchestrator/api/agent_protocol.py`` and the agent's client in
+``agent/client.py``. The agent never imports the orchestrator, and the
+orchestrator does not import the agent: only the JSON below crosses.
+
+Transport
+=========
+Plain HTTP(S), always opened by the agent (outbound only). Every request
+carries ``Authorization: Bearer sm_live_...`` (an API key of scope ``agent``
+or ``admin``) and ``Content-Type: application/json``. An agent-scope key is
+bound to the agent name it first registers; any other name answers 403.
+
+Errors use the hub's single shape ``{"error": {"code", "message", "details"}}``.
+The agent retries 429, 5xx and network errors with jittered exponential
+backoff (5 s start, capped); 401 stops the agent with a clear message; other
+4xx on a job endpoint mean "drop this job report" (it is logged).
+
+Endpoints (all JSON)
+====================
+``POST /register-agent``
+    ``{"agent_name", "tags": [..], "version", "workers", "hostname",
+    "manifest": MANIFEST, "manifest_error": str|null}`` ->
+    ``{"status": "ok", "agent": name, "agent_id": "agt_...",
+    "heartbeat_interval": s, "poll_wait": s}``. Idempotent: re-registering
+    updates the row. (Users may also call it with the seed's shape
+    ``{"agent_name", "url", "api_key", "tags"}``.)
+
+``POST /agent/heartbeat``
+    ``{"agent_name", "manifest": MANIFEST, "manifest_error": str|null,
+    "running_jobs": ["job_..."], "draining": bool}`` ->
+    ``{"status": "ok", "commands": [{"type": "cancel", "job_id": "job_..."}]}``.
+    Renews the lease of every listed running job.
+
+``POST /agent/poll``
+    ``{"agent_name", "max_jobs": n, "wait": s}`` -> ``{"jobs": [ASSIGNMENT]}``.
+    The hub holds the request up to ``wait`` seconds (capped by the hub's
+    ``POLL_WAIT``) and answers as soon as a job is queued for this agent (or
+    one of its pools). An empty list means "poll again". Each returned job is
+    leased to this agent until ``lease_expires_at``; without a start
+    acknowledgement by then it goes back to the queue.
+
+    ASSIGNMENT = ``{"job_id", "kind": "script", "script": name,
+    "params": {str: str}, "timeout": s, "lease_expires_at": iso8601}``
+    (``kind: "flow"`` with ``"flow"`` and ``"variables"`` later).
+
+``POST /agent/jobs/<job_id>/start``
+    ``{"agent_name"}`` -> ``{"status": "running"}``. 409 ``job_not_runnable``
+    when the job was cancelled (or re-leased elsewhere) meanwhile: the agent
+    must not run it. The agent checks its own manifest before acknowledging;
+    a script it does not whitelist is reported with ``/result`` as
+    ``{"status": "failed", "error": "script_not_in_manifest"}`` instead.
+
+``POST /agent/jobs/<job_id>/output``
+    ``{"agent_name", "stdout": {"offset": n, "data": str},
+    "stderr": {"offset": n, "data": str}}`` -> ``{"cancel": bool}``.
+    Sent at least every second while a job runs and has new output. Offsets
+    are character offsets into the captured stream, so a repeated chunk is
+    ignored and uploads are idempotent. Also renews the job's lease.
+    ``cancel: true`` tells the agent to kill the job's process group now.
+
+``POST /agent/jobs/<job_id>/result``
+    ``{"agent_name", "status": "success"|"failed"|"timeout"|"cancelled",
+    "exit_code": int|null, "stdout": str, "stderr": str,
+    "truncated": {"stdout": bool, "stderr": bool}, "duration_ms": int,
+    "started_at": iso8601, "error": str|null}`` -> ``{"status": "ok"}``.
+    Idempotent: the first accepted result wins, a repeat answers 200 again.
+    The agent writes each result to its spool directory first and deletes
+    it only after a 2xx, so a hub restart loses no result.
+
+MANIFEST = ``{"scripts": [{"name", "description"}], "flows": [...]}`` as
+loaded and validated by the agent (paths stay on the agent).
+"""
+
+from __future__ import annotations
+
+REGISTER_PATH = "/register-agent"
+HEARTBEAT_PATH = "/agent/heartbeat"
+POLL_PATH = "/agent/poll"
+JOB_START_PATH = "/agent/jobs/{job_id}/start"
+JOB_OUTPUT_PATH = "/agent/jobs/{job_id}/output"
+JOB_RESULT_PATH = "/agent/jobs/{job_id}/result"
+
+#: Terminal statuses an agent may report for a job.
+RESULT_STATUSES = ("success", "failed", "timeout", "cancelled")

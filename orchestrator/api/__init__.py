@@ -1,0 +1,75 @@
+"""HTTP layer: the flask-smorest ``Api`` and the ``Blueprint`` every resource uses.
+
+Resources live one per module (``auth.py``, ``agents.py``, ``jobs.py`` ...);
+``register_blueprints`` is the single list of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask_smorest
+from flask import Flask
+from marshmallow.utils import missing
+from swagger_ui_bundle import swagger_ui_path
+from webargs.core import parse_json
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException
+
+from orchestrator.errors import render_http_exception
+
+
+class JSONBodyParser(FlaskParser):
+    """Parse request bodies as JSON whatever their Content-Type says.
+
+    The product docs show ``curl -d '{...}'`` without a JSON content type
+    (curl then sends form encoding); those calls must work unchanged.
+    """
+
+    def _raw_load_json(self, req: Any) -> Any:
+        data = req.get_data(cache=True)
+        return parse_json(data) if data else missing
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = JSONBodyParser()
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api with errors rendered in ScriptMesh's one shape."""
+
+    def handle_http_exception(self, error: HTTPException) -> Any:
+        return render_http_exception(error)
+
+
+api = Api(spec_kwargs={
+    "info": {"description": "ScriptMesh hub API. Authenticate with `Authorization: "
+                            "Bearer <JWT or sm_live_ API key>`."},
+})
+
+
+def add_security_scheme() -> None:
+    api.spec.components.security_scheme(
+        "bearerAuth",
+        {"type": "http", "scheme": "bearer",
+         "description": "An access JWT from /auth/login or an sm_live_ API key."},
+    )
+
+
+def register_blueprints(app: Flask) -> None:
+    """Every resource's blueprint, in one list."""
+    from orchestrator.api import health
+
+    for module in (health,):
+        api.register_blueprint(module.blp)
+    _serve_swagger_assets(app)
+
+
+def _serve_swagger_assets(app: Flask) -> None:
+    """Swagger UI's JS/CSS from the installed package: /docs works offline."""
+    from flask import send_from_directory
+
+    def swagger_asset(filename: str) -> Any:
+        return send_from_directory(str(swagger_ui_path), filename, max_age=3600)
+
+    app.add_url_rule("/docs/static/<path:filename>", "swagger_asset", swagger_asset)

@@ -1,0 +1,1 @@
+"""``scriptmesh`` sub-commands, one module per area; ``orchestrator.cli`` adds them."""

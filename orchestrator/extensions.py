@@ -1,0 +1,94 @@
+"""Flask extensions, created unbound here and bound in ``create_app``.
+
+One object of each serves every app the factory builds (tests make many), and
+modules import them from here without import cycles.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+
+from orchestrator.models.base import Base
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+jwt = JWTManager()
+limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
+
+
+class RedisExtension:
+    """Holds the app's Redis connection on ``app.extensions``.
+
+    The embedded server (when ``REDIS_URL`` is unset) is started here, so an
+    app made by the factory always has a working Redis.
+    """
+
+    key = "scriptmesh.redis"
+
+    def init_app(self, app: Flask) -> None:
+        embedded = None
+        if not app.config.get("REDIS_URL"):
+            from orchestrator.embedded_redis import start_embedded_redis
+
+            embedded, app.config["REDIS_URL"] = start_embedded_redis(app.config["DATA_DIR"])
+        connection = redis.Redis.from_url(
+            app.config["REDIS_URL"], socket_connect_timeout=5, health_check_interval=30
+        )
+        app.extensions[self.key] = {"connection": connection, "embedded": embedded}
+
+    @property
+    def connection(self) -> redis.Redis:
+        """The current app's Redis connection (bytes in, bytes out, as RQ needs)."""
+        return current_app.extensions[self.key]["connection"]
+
+
+redis_store = RedisExtension()
+
+
+def limiter_storage_uri(redis_url: str) -> str:
+    """Translate a redis-py URL into the ``limits`` library's form."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://") :]
+    return redis_url
+
+
+def init_extensions(app: Flask) -> None:
+    """Bind every extension to ``app`` in dependency order."""
+    from orchestrator.api import api
+
+    redis_store.init_app(app)
+    db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            sa.event.listen(db.engine, "connect", _tune_sqlite)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True,
+                     compare_type=True)
+    jwt.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", limiter_storage_uri(app.config["REDIS_URL"]))
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "scriptmesh-rl")
+    limiter.init_app(app)
+    api.init_app(app)
+
+
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    """WAL and a busy timeout let the hub, workers and agents share one SQLite file."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _migrations_dir() -> Any:
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent / "migrations"

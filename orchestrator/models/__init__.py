@@ -1,0 +1,13 @@
+"""The data model. Import models from here so Alembic sees every table."""
+
+from orchestrator.models.agent import Agent
+from orchestrator.models.api_key import ApiKey, Scope
+from orchestrator.models.base import Base, TenantScoped, utcnow
+from orchestrator.models.event import Event
+from orchestrator.models.job import TERMINAL_STATUSES, Job, JobStatus
+from orchestrator.models.tenant import EmailCode, RefreshToken, Tenant, User
+
+__all__ = [
+    "Agent", "ApiKey", "Base", "EmailCode", "Event", "Job", "JobStatus", "RefreshToken",
+    "Scope", "TERMINAL_STATUSES", "Tenant", "TenantScoped", "User", "utcnow",
+]

@@ -1,0 +1,1 @@
+"""Domain rules and state changes. Plain values in, models out, ``errors`` raised."""

@@ -1,0 +1,28 @@
+"""What happens when a job reaches a terminal status: the one hook for it.
+
+``dispatch`` calls ``on_job_finished`` in the same transaction that makes a
+job terminal. It records the job.* event; webhook delivery and notifications
+are attached here (enqueued to RQ after commit, never run on the request path).
+"""
+
+from __future__ import annotations
+
+from orchestrator.models import Job
+from orchestrator.services.events import record_event
+
+STATUS_EVENTS = {
+    "success": "job.succeeded",
+    "failed": "job.failed",
+    "timeout": "job.timeout",
+    "cancelled": "job.cancelled",
+    "expired": "job.expired",
+}
+
+
+def on_job_finished(job: Job) -> None:
+    """Record the job's terminal event (the caller commits)."""
+    event_type = STATUS_EVENTS.get(job.status)
+    if event_type:
+        record_event(job.tenant_id, event_type, subject=job.id,
+                     payload={"job_id": job.id, "agent": job.agent_name, "script": job.script,
+                              "status": job.status, "exit_code": job.exit_code})

@@ -1,0 +1,29 @@
+"""Recording events (agent.online, job.failed, fanout.completed, ...).
+
+Events are rows in ``events``; notification delivery (integrations) reads
+them. Callers record inside their own transaction, so an event exists exactly
+when the change that caused it was committed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.extensions import db
+from orchestrator.models import Event
+
+#: Every event type the hub emits.
+EVENT_TYPES = (
+    "job.succeeded", "job.failed", "job.timeout", "job.cancelled", "job.expired",
+    "agent.online", "agent.offline", "schedule.missed", "fanout.completed",
+)
+
+
+def record_event(tenant_id: str, type_: str, subject: str | None = None,
+                 payload: dict[str, Any] | None = None) -> Event:
+    """Add an event to the session (the caller commits)."""
+    if type_ not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type_!r}")
+    event = Event(tenant_id=tenant_id, type=type_, subject=subject, payload=payload or {})
+    db.session.add(event)
+    return event
