@@ -12,13 +12,17 @@ import click
 from flask.cli import FlaskGroup
 
 from orchestrator import create_app
+from orchestrator.config import ConfigError
 
 #: Modules under orchestrator.commands; each exposes ``register(group)``.
 COMMAND_MODULES = ("accounts", "processes")
 
 
 def _make_app(*_args: object) -> object:
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_make_app, add_version_option=False,
@@ -29,3 +33,7 @@ def main() -> None:
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"orchestrator.commands.{_name}").register(main)
+
+
+if __name__ == "__main__":
+    main()

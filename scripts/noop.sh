@@ -1,0 +1,3 @@
+#!/bin/sh
+# noop.sh: do nothing successfully - for benchmarks.
+exit 0

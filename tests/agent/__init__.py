@@ -1,0 +1,1 @@
+"""Agent tests (package so module names never clash with other test folders)."""
