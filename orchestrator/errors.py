@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 class ScriptMeshError(http.HTTPException):
     """Base of every error the API raises on purpose."""
 
+    #: Subclasses repeat their status: this class precedes werkzeug's in their MRO.
     code = 400
     error_code = "bad_request"
 
@@ -34,10 +35,12 @@ class ScriptMeshError(http.HTTPException):
 
 
 class BadRequest(ScriptMeshError, http.BadRequest):
+    code = 400
     error_code = "bad_request"
 
 
 class Unauthorized(ScriptMeshError, http.Unauthorized):
+    code = 401
     error_code = "unauthorized"
 
 
@@ -46,22 +49,27 @@ class TokenExpired(Unauthorized):
 
 
 class Forbidden(ScriptMeshError, http.Forbidden):
+    code = 403
     error_code = "forbidden"
 
 
 class NotFound(ScriptMeshError, http.NotFound):
+    code = 404
     error_code = "not_found"
 
 
 class Conflict(ScriptMeshError, http.Conflict):
+    code = 409
     error_code = "conflict"
 
 
 class ValidationFailed(ScriptMeshError, http.UnprocessableEntity):
+    code = 422
     error_code = "validation_error"
 
 
 class RateLimited(ScriptMeshError, http.TooManyRequests):
+    code = 429
     error_code = "rate_limited"
 
 

@@ -150,25 +150,28 @@ def current_principal() -> Principal:
     return principal
 
 
-def require_scope(needed: Scope | str) -> Callable[[F], F]:
-    """Authenticate the request and require ``needed`` (see ``SCOPE_GRANTS``)."""
-    needed_scope = Scope(needed)
+def require_scope(*needed: Scope | str) -> Callable[[F], F]:
+    """Authenticate the request and require one of ``needed`` (see ``SCOPE_GRANTS``).
+
+    With no scope given, any valid credential passes (agent keys included).
+    """
+    needed_scopes = tuple(Scope(s) for s in needed)
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             principal = authenticate()
-            if not principal.allows(needed_scope):
+            if needed_scopes and not any(principal.allows(s) for s in needed_scopes):
+                wanted = " or ".join(f"'{s.value}'" for s in needed_scopes)
                 raise Forbidden(
                     f"This API key has scope '{principal.scope.value}'; "
-                    f"this endpoint needs '{needed_scope.value}'.",
+                    f"this endpoint needs {wanted}.",
                     error_code="insufficient_scope",
                 )
             g.principal = principal
             g.tenant_id = principal.tenant_id
             return view(*args, **kwargs)
 
-        wrapper._scriptmesh_scope = needed_scope  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorator

@@ -130,3 +130,70 @@ def app(migrated_schema: None, database_url: str, redis_url: str,
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+# -- accounts and API keys (issue 2) ------------------------------------------------------
+
+@pytest.fixture
+def make_user(app: Flask) -> Any:
+    """A factory of verified users, each in a new tenant unless told otherwise.
+
+    ``make_user(email=None, password=None, tenant_name=None, admin=False)``
+    returns ``{user_id, tenant_id, email, password, headers}``; ``headers``
+    carry a fresh access JWT. Made through the account services, as sign-up is.
+    """
+    from orchestrator.services import accounts
+
+    counter = iter(range(1, 10_000))
+
+    def make(email: str | None = None, password: str | None = None,
+             tenant_name: str | None = None, admin: bool = False) -> dict[str, Any]:
+        email = email or f"user{next(counter)}@tenant-{os.urandom(4).hex()}.example"
+        password = password or "correct horse battery staple"
+        with app.app_context():
+            user = accounts.create_user(email, password, tenant_name=tenant_name,
+                                        verified=True, is_admin=admin)
+            tokens = accounts.issue_tokens(user)
+            return {"user_id": user.id, "tenant_id": user.tenant_id, "email": user.email,
+                    "password": password,
+                    "headers": {"Authorization": f"Bearer {tokens['access_token']}"}}
+
+    return make
+
+
+@pytest.fixture
+def make_api_key(app: Flask) -> Any:
+    """``make_api_key(user_id, scope="operator", name="test", expires_days=None)`` -> raw key."""
+    from orchestrator.models import User
+    from orchestrator.services import api_keys
+
+    def make(user_id: str, scope: str = "operator", name: str = "test",
+             expires_days: int | None = None) -> str:
+        with app.app_context():
+            owner = db.session.get(User, user_id)
+            assert owner is not None, f"no user {user_id}"
+            _key, raw = api_keys.create_api_key(owner, name, scope=scope,
+                                                expires_days=expires_days)
+            return raw
+
+    return make
+
+
+@pytest.fixture
+def mailed_code(app: Flask) -> Any:
+    """``mailed_code(email)`` -> the 6-digit code in the newest outbox mail to ``email``."""
+    import re
+    from email import message_from_bytes
+    from email.policy import default as default_policy
+
+    def read(email: str) -> str:
+        outbox = Path(app.config["DATA_DIR"]) / "outbox"
+        for path in sorted(outbox.glob("*.eml"), reverse=True):
+            message = message_from_bytes(path.read_bytes(), policy=default_policy)
+            if message["To"] == email:
+                found = re.search(r"\b(\d{6})\b", message.get_content())
+                assert found, f"no code in {path}"
+                return found.group(1)
+        raise AssertionError(f"no mail to {email} in {outbox}")
+
+    return read

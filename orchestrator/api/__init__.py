@@ -58,9 +58,9 @@ def add_security_scheme() -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Every resource's blueprint, in one list."""
-    from orchestrator.api import health
+    from orchestrator.api import api_keys, auth, health
 
-    for module in (health,):
+    for module in (health, auth, api_keys):
         api.register_blueprint(module.blp)
     _serve_swagger_assets(app)
 
