@@ -10,6 +10,7 @@ import click
 
 from agent import __version__
 from agent.config import DEFAULT_MANIFEST_PATH, DEFAULT_SCRIPTS_DIR, ConfigError, load_config
+from agent.flows.local import run_flow_cli
 from agent.lifecycle import EXIT_CONFIG
 from agent.manifest import ManifestError, load_manifest
 
@@ -108,6 +109,9 @@ def check_manifest(manifest_path: str, scripts_dir: str) -> None:
     total = len(manifest.scripts) + len(manifest.flows)
     click.echo(f"{total} entr{'y' if total == 1 else 'ies'} ok, {len(manifest.errors)} refused")
     sys.exit(1 if manifest.errors else 0)
+
+
+cli.add_command(run_flow_cli)  # scriptmesh-agent run-flow FILE --var k=v
 
 
 def main() -> None:
