@@ -10,7 +10,10 @@ Transport
 Plain HTTP(S), always opened by the agent (outbound only). Every request
 carries ``Authorization: Bearer sm_live_...`` (an API key of scope ``agent``
 or ``admin``) and ``Content-Type: application/json``. An agent-scope key is
-bound to the agent name it first registers; any other name answers 403.
+bound to the agent name it first registers; any other name answers 403
+``agent_name_mismatch`` (and a key never registered answers 403
+``agent_key_unbound`` outside ``/register-agent``). A name the hub does not
+know (e.g. deregistered) answers 404 ``agent_not_found``: register again.
 
 Errors use the hub's single shape ``{"error": {"code", "message", "details"}}``.
 The agent retries 429, 5xx and network errors with jittered exponential
@@ -21,17 +24,27 @@ Endpoints (all JSON)
 ====================
 ``POST /register-agent``
     ``{"agent_name", "tags": [..], "version", "workers", "hostname",
-    "manifest": MANIFEST, "manifest_error": str|null}`` ->
+    "manifest": MANIFEST, "manifest_error": str|null,
+    "heartbeat_interval": s (optional)}`` ->
     ``{"status": "ok", "agent": name, "agent_id": "agt_...",
     "heartbeat_interval": s, "poll_wait": s}``. Idempotent: re-registering
     updates the row. (Users may also call it with the seed's shape
-    ``{"agent_name", "url", "api_key", "tags"}``.)
+    ``{"agent_name", "url", "api_key", "tags"}``.) ``heartbeat_interval`` is
+    the interval the agent really uses (after adopting the hub's, if
+    shorter); the hub declares the agent offline after OFFLINE_AFTER_MISSED
+    such intervals without a heartbeat or poll (the hub's own
+    HEARTBEAT_INTERVAL when the agent does not say).
 
 ``POST /agent/heartbeat``
     ``{"agent_name", "manifest": MANIFEST, "manifest_error": str|null,
-    "running_jobs": ["job_..."], "draining": bool}`` ->
+    "running_jobs": ["job_..."], "draining": bool,
+    "heartbeat_interval": s (optional)}`` ->
     ``{"status": "ok", "commands": [{"type": "cancel", "job_id": "job_..."}]}``.
-    Renews the lease of every listed running job.
+    Renews the lease of every listed running job (a running job's lease is
+    the agent's liveness window: without heartbeats or output uploads past
+    it, the hub fails the job with ``error: "agent_lost"``). ``cancel`` is
+    sent for running jobs a user cancelled and for listed jobs the hub
+    already finished (e.g. declared lost): kill their process group.
 
 ``POST /agent/poll``
     ``{"agent_name", "max_jobs": n, "wait": s}`` -> ``{"jobs": [ASSIGNMENT]}``.
@@ -58,7 +71,8 @@ Endpoints (all JSON)
     Sent at least every second while a job runs and has new output. Offsets
     are character offsets into the captured stream, so a repeated chunk is
     ignored and uploads are idempotent. Also renews the job's lease.
-    ``cancel: true`` tells the agent to kill the job's process group now.
+    ``cancel: true`` tells the agent to kill the job's process group now
+    (also answered when the hub already finished the job).
 
 ``POST /agent/jobs/<job_id>/result``
     ``{"agent_name", "status": "success"|"failed"|"timeout"|"cancelled",
@@ -66,6 +80,7 @@ Endpoints (all JSON)
     "truncated": {"stdout": bool, "stderr": bool}, "duration_ms": int,
     "started_at": iso8601, "error": str|null}`` -> ``{"status": "ok"}``.
     Idempotent: the first accepted result wins, a repeat answers 200 again.
+    A result for a job not leased to this agent answers 409 ``job_not_leased``.
     The agent writes each result to its spool directory first and deletes
     it only after a 2xx, so a hub restart loses no result.
 

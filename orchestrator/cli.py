@@ -15,7 +15,7 @@ from orchestrator import create_app
 from orchestrator.config import ConfigError
 
 #: Modules under orchestrator.commands; each exposes ``register(group)``.
-COMMAND_MODULES = ("accounts", "processes")
+COMMAND_MODULES = ("accounts", "processes", "keys")
 
 
 def _make_app(*_args: object) -> object:

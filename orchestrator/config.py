@@ -24,7 +24,21 @@ DEFAULT_HEARTBEAT_INTERVAL = 60
 DEFAULT_OFFLINE_AFTER_MISSED = 3
 DEFAULT_AUTH_RATE_LIMIT = "20 per minute"
 DEFAULT_AUTH_IP_RATE_LIMIT = "60 per minute"
+DEFAULT_WEBHOOK_TIMEOUT = 10.0
+#: Seconds before each webhook/notification retry: 5 attempts over ~31 minutes.
+DEFAULT_WEBHOOK_RETRY_DELAYS = "15,60,300,1500"
+DEFAULT_NOTIFY_FALLBACK_EVENTS = "job.failed,job.timeout,agent.offline,schedule.missed"
 MIN_SECRET_LENGTH = 32
+
+def env_bool(raw: str) -> bool:
+    """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (case-insensitive)."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
 
 #: (config key, environment variable, type) for every user-facing setting.
 ENV_SETTINGS: tuple[tuple[str, str, type], ...] = (
@@ -46,6 +60,14 @@ ENV_SETTINGS: tuple[tuple[str, str, type], ...] = (
     ("LEASE_SECONDS", "LEASE_SECONDS", int),
     ("HEARTBEAT_INTERVAL", "HEARTBEAT_INTERVAL", int),
     ("OFFLINE_AFTER_MISSED", "OFFLINE_AFTER_MISSED", int),
+    ("WEBHOOK_BLOCK_PRIVATE", "WEBHOOK_BLOCK_PRIVATE", env_bool),
+    ("WEBHOOK_TIMEOUT", "WEBHOOK_TIMEOUT", float),
+    ("WEBHOOK_RETRY_DELAYS", "WEBHOOK_RETRY_DELAYS", str),
+    ("SLACK_WEBHOOK_URL", "SCRIPTMESH_SLACK_WEBHOOK_URL", str),
+    ("DISCORD_WEBHOOK_URL", "SCRIPTMESH_DISCORD_WEBHOOK_URL", str),
+    ("TEAMS_WEBHOOK_URL", "SCRIPTMESH_TEAMS_WEBHOOK_URL", str),
+    ("PAGERDUTY_ROUTING_KEY", "SCRIPTMESH_PAGERDUTY_ROUTING_KEY", str),
+    ("NOTIFY_FALLBACK_EVENTS", "SCRIPTMESH_NOTIFY_FALLBACK_EVENTS", str),
 )
 
 SECRET_SETTINGS = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEY")
@@ -70,6 +92,14 @@ def default_settings() -> dict[str, Any]:
         "AUTH_RATE_LIMIT": DEFAULT_AUTH_RATE_LIMIT,
         "AUTH_IP_RATE_LIMIT": DEFAULT_AUTH_IP_RATE_LIMIT,
         "RATELIMIT_ENABLED": True,
+        "WEBHOOK_BLOCK_PRIVATE": False,
+        "WEBHOOK_TIMEOUT": DEFAULT_WEBHOOK_TIMEOUT,
+        "WEBHOOK_RETRY_DELAYS": DEFAULT_WEBHOOK_RETRY_DELAYS,
+        "SLACK_WEBHOOK_URL": None,
+        "DISCORD_WEBHOOK_URL": None,
+        "TEAMS_WEBHOOK_URL": None,
+        "PAGERDUTY_ROUTING_KEY": None,
+        "NOTIFY_FALLBACK_EVENTS": DEFAULT_NOTIFY_FALLBACK_EVENTS,
         "POLL_WAIT": DEFAULT_POLL_WAIT,
         "LEASE_SECONDS": DEFAULT_LEASE_SECONDS,
         "HEARTBEAT_INTERVAL": DEFAULT_HEARTBEAT_INTERVAL,

@@ -41,11 +41,11 @@ def redis_url(session_dir: Path) -> Iterator[str]:
     if url:
         yield url
         return
-    from orchestrator.embedded_redis import start_embedded_redis
+    from orchestrator.embedded_redis import start_embedded_redis, stop_embedded_redis
 
     server, url = start_embedded_redis(session_dir / "redis")
     yield url
-    server.shutdown()
+    stop_embedded_redis(server)
 
 
 @pytest.fixture(scope="session")

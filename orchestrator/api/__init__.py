@@ -58,9 +58,25 @@ def add_security_scheme() -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Every resource's blueprint, in one list."""
-    from orchestrator.api import api_keys, auth, health
+    from orchestrator.api import (
+        admin_integrations,
+        agent_protocol,
+        agents,
+        api_keys,
+        auth,
+        deliveries,
+        health,
+        integrations,
+        jobs,
+        metrics,
+        prometheus,
+        schedules,
+        webhook_settings,
+    )
 
-    for module in (health, auth, api_keys):
+    for module in (health, auth, api_keys, agent_protocol, agents, jobs, metrics,
+                   schedules, integrations, admin_integrations, webhook_settings, deliveries,
+                   prometheus):
         api.register_blueprint(module.blp)
     _serve_swagger_assets(app)
 

@@ -32,7 +32,15 @@ class Agent(TenantScoped, Base):
     draining: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     running_job_ids: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     last_heartbeat: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The interval the agent says it heartbeats at (None: the hub's HEARTBEAT_INTERVAL).
+    heartbeat_interval: Mapped[float | None] = mapped_column(sa.Float)
+    #: The agent counts as online until this instant (last sign of life + allowed misses).
+    online_until: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def is_online(self, now: datetime | None = None) -> bool:
+        """Online while the last sign of life is recent enough (see ``online_until``)."""
+        return self.online_until is not None and self.online_until > (now or utcnow())
 
     def script_names(self) -> list[str]:
         return [entry.get("name") for entry in (self.manifest or {}).get("scripts", [])]

@@ -20,9 +20,17 @@ STATUS_EVENTS = {
 
 
 def on_job_finished(job: Job) -> None:
-    """Record the job's terminal event (the caller commits)."""
+    """Record the job's terminal event and queue its webhook (the caller commits).
+
+    The webhook task and the event's notifications are enqueued only when the
+    caller's transaction commits (``orchestrator.services.post_commit``).
+    """
+    from orchestrator.services.webhooks import queue_job_webhook
+
     event_type = STATUS_EVENTS.get(job.status)
     if event_type:
         record_event(job.tenant_id, event_type, subject=job.id,
                      payload={"job_id": job.id, "agent": job.agent_name, "script": job.script,
-                              "status": job.status, "exit_code": job.exit_code})
+                              "status": job.status, "exit_code": job.exit_code,
+                              "schedule_id": job.schedule_id})
+    queue_job_webhook(job)

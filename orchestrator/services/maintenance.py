@@ -1,12 +1,36 @@
 """Periodic upkeep run by the one active scheduler: leases, offline agents, lost queues.
 
-``run_maintenance`` is idempotent and safe to call from any process; the
-scheduler calls it every few seconds under its Redis leader lock.
+``run_maintenance`` is idempotent and safe to call from any process (every
+change is a conditional UPDATE); the scheduler calls it every few seconds
+under its Redis leader lock. It needs an app context and no request: it
+acts for every tenant.
 """
 
 from __future__ import annotations
 
+import logging
+
+from orchestrator.extensions import db
+from orchestrator.models import utcnow
+from orchestrator.services import agents, leases
+
+log = logging.getLogger(__name__)
+
 
 def run_maintenance() -> dict[str, int]:
     """Do one round of upkeep; return counts of what changed (for logs and tests)."""
-    return {}
+    now = utcnow()
+    try:
+        counts = {
+            "agents_offline": agents.mark_offline_agents(now),
+            "jobs_expired": leases.expire_queued_jobs(now),
+            "jobs_requeued": leases.requeue_unacknowledged(now),
+            "jobs_lost": leases.fail_lost_jobs(now),
+            "jobs_reconciled": leases.reconcile_lost_jobs(now),
+        }
+    finally:
+        db.session.remove()
+    changed = {name: count for name, count in counts.items() if count}
+    if changed:
+        log.info("maintenance: %s", ", ".join(f"{k}={v}" for k, v in changed.items()))
+    return counts

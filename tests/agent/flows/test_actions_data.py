@@ -48,6 +48,9 @@ def test_redis_url_with_password_and_db(run_flow, redis_url) -> None:
     base = f"{scheme}://{user}:{password}@{rest}"
     separator = "&" if "?" in base else "?"
     db_url = f"{base}{separator}db=3" if scheme == "unix" else f"{base.rsplit('/', 1)[0]}/3"
+    admin_db3_url = (f"{redis_url}{'&' if '?' in redis_url else '?'}db=3" if scheme == "unix"
+                     else f"{redis_url.rsplit('/', 1)[0]}/3")
+    admin_db3 = redis.Redis.from_url(admin_db3_url)  # a URL's own db beats a db= argument
     key = f"flow:{uuid.uuid4().hex}"
     try:
         result = run_flow({"flow": {"name": "r", "steps": [
@@ -58,7 +61,7 @@ def test_redis_url_with_password_and_db(run_flow, redis_url) -> None:
         ]}})
         assert result.ok, run_flow.events
         assert admin.get(key) is None  # db 0 does not have it
-        assert redis.Redis.from_url(redis_url, db=3).get(key) == b"in-db-3"
+        assert admin_db3.get(key) == b"in-db-3"
 
         run_flow({"flow": {"name": "r", "steps": [
             {"id": "denied", "action": "redis.get",
@@ -67,7 +70,7 @@ def test_redis_url_with_password_and_db(run_flow, redis_url) -> None:
         assert error.startswith("redis error: AuthenticationError")
         assert "wrong" not in error
     finally:
-        redis.Redis.from_url(redis_url, db=3).delete(key)
+        admin_db3.delete(key)
         admin.acl_deluser(user)
 
 

@@ -1,0 +1,141 @@
+"""The hub's side of the agent protocol, exactly as ``agent/protocol.py`` documents it.
+
+``POST /register-agent`` also serves users registering an agent by hand (the
+product docs' ``{agent_name, url, api_key, tags}``): it takes an agent key or
+an operator credential. The other endpoints take an agent key (or an admin
+credential); an agent key acts only as the agent it is bound to.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import g
+from flask.views import MethodView
+
+from orchestrator.api import Blueprint
+from orchestrator.errors import Forbidden
+from orchestrator.models import Scope
+from orchestrator.schemas.agents import (
+    AgentNameSchema,
+    HeartbeatResultSchema,
+    HeartbeatSchema,
+    OkSchema,
+    OutputResultSchema,
+    OutputSchema,
+    PollResultSchema,
+    PollSchema,
+    RegisterAgentResultSchema,
+    RegisterAgentSchema,
+    ResultSchema,
+    StartResultSchema,
+)
+from orchestrator.security import authenticate, current_principal, require_scope
+from orchestrator.services import agents, dispatch, jobs, leases
+
+blp = Blueprint("agent_protocol", __name__, description="Agent protocol (used by agents)")
+BEARER = [{"bearerAuth": []}]
+
+
+def require_agent_or_operator(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Like ``require_scope``, for the one endpoint both agents and operators call."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        principal = authenticate()
+        if not (principal.allows(Scope.AGENT) or principal.allows(Scope.OPERATOR)):
+            raise Forbidden(f"This API key has scope '{principal.scope.value}'; registering "
+                            "an agent needs 'agent' or 'operator'.",
+                            error_code="insufficient_scope")
+        g.principal = principal
+        g.tenant_id = principal.tenant_id
+        return view(*args, **kwargs)
+
+    wrapper._scriptmesh_scope = Scope.AGENT  # type: ignore[attr-defined]
+    return wrapper
+
+
+@blp.route("/register-agent")
+class RegisterAgent(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(RegisterAgentSchema)
+    @blp.response(200, RegisterAgentResultSchema)
+    @require_agent_or_operator
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Register an agent (or update it): upsert by name within the tenant.
+
+        Agents call it at start with their manifest; users may call it with
+        ``{agent_name, url, api_key, tags}``. An agent-scope key is bound to
+        the name it first registers and may never act as another agent (403).
+        Needs scope ``agent`` or ``operator``.
+        """
+        return agents.register_agent(current_principal(), data)
+
+
+@blp.route("/agent/heartbeat")
+class Heartbeat(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(HeartbeatSchema)
+    @blp.response(200, HeartbeatResultSchema)
+    @require_scope(Scope.AGENT)
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Agent heartbeat: manifest, running jobs (their leases are renewed), draining.
+
+        Answers ``cancel`` commands for running jobs that must stop.
+        """
+        return leases.record_heartbeat(current_principal(), data)
+
+
+@blp.route("/agent/poll")
+class Poll(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(PollSchema)
+    @blp.response(200, PollResultSchema)
+    @require_scope(Scope.AGENT)
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Long-poll for jobs: held up to ``wait`` (capped by POLL_WAIT) until a job is queued.
+
+        Every returned job is leased to the agent until ``lease_expires_at``.
+        """
+        return dispatch.poll(current_principal(), data["agent_name"], data["max_jobs"],
+                             data["wait"])
+
+
+@blp.route("/agent/jobs/<job_id>/start")
+class StartJob(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(AgentNameSchema)
+    @blp.response(200, StartResultSchema)
+    @blp.alt_response(409, description="job_not_runnable: do not run this job")
+    @require_scope(Scope.AGENT)
+    def post(self, data: dict[str, Any], job_id: str) -> dict[str, str]:
+        """Acknowledge the start of a leased job."""
+        return jobs.start_job(current_principal(), job_id, data["agent_name"])
+
+
+@blp.route("/agent/jobs/<job_id>/output")
+class JobOutput(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(OutputSchema)
+    @blp.response(200, OutputResultSchema)
+    @require_scope(Scope.AGENT)
+    def post(self, data: dict[str, Any], job_id: str) -> dict[str, bool]:
+        """Upload output chunks at character offsets (idempotent); renews the job's lease.
+
+        ``cancel: true`` asks the agent to kill the job now.
+        """
+        return jobs.record_output(current_principal(), job_id, data)
+
+
+@blp.route("/agent/jobs/<job_id>/result")
+class JobResult(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(ResultSchema)
+    @blp.response(200, OkSchema)
+    @blp.alt_response(409, description="job_not_leased: the job is not this agent's")
+    @require_scope(Scope.AGENT)
+    def post(self, data: dict[str, Any], job_id: str) -> dict[str, str]:
+        """Report a job's final result. Idempotent: the first accepted result wins."""
+        return jobs.record_result(current_principal(), job_id, data)

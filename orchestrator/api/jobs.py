@@ -1,0 +1,87 @@
+"""/trigger-script and /jobs: run a script on an agent, read, list and cancel jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+
+from orchestrator.api import Blueprint
+from orchestrator.models import Scope
+from orchestrator.schemas.jobs import JobPageSchema, JobQueryArgsSchema, JobSchema, TriggerSchema
+from orchestrator.security import current_principal, require_scope
+from orchestrator.services import dispatch, jobs
+
+blp = Blueprint("jobs", __name__, description="Trigger scripts and follow their jobs")
+BEARER = [{"bearerAuth": []}]
+
+
+def trigger_answer(outcome: dispatch.TriggerOutcome) -> tuple[Any, int]:
+    """202 ``{job_id, status}`` for a queued job; the full job when it was waited for
+    (200 when finished, 202 when the wait ran out) or already existed (200)."""
+    job = outcome.job
+    if not outcome.created:
+        return job, 200
+    if outcome.waited:
+        return job, 200 if job.is_terminal else 202
+    return {"id": job.id, "status": job.status}, 202
+
+
+@blp.route("/trigger-script")
+class TriggerScript(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(TriggerSchema)
+    @blp.response(202, JobSchema, description="Queued: `{job_id, status}` (async), or the "
+                                              "unfinished job when a synchronous wait ran out")
+    @blp.alt_response(200, schema=JobSchema,
+                      description="The finished job (async_exec false), or the existing job "
+                                  "of a repeated idempotency_key")
+    @blp.alt_response(403, description="script_not_in_manifest")
+    @blp.alt_response(404, description="agent_not_found")
+    @require_scope(Scope.OPERATOR)
+    def post(self, data: dict[str, Any]) -> tuple[Any, int]:
+        """Run a whitelisted script on an agent.
+
+        The script must be in the agent's last reported manifest. ``params``
+        reach the script as environment variables. Jobs for an offline agent
+        wait (up to ``queue_ttl`` when given). Needs scope ``operator``.
+        """
+        return trigger_answer(dispatch.trigger_script(current_principal(), data))
+
+
+@blp.route("/jobs")
+class JobList(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(JobQueryArgsSchema, location="query")
+    @blp.response(200, JobPageSchema)
+    @require_scope(Scope.READ)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List jobs, newest first, with filters; page with ``cursor`` = ``next_cursor``.
+
+        Items leave out stdout/stderr: read them with ``GET /jobs/{job_id}``.
+        """
+        return jobs.list_jobs(args)
+
+
+@blp.route("/jobs/<job_id>")
+class JobById(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, JobSchema)
+    @require_scope(Scope.READ)
+    def get(self, job_id: str) -> Any:
+        """One job with its result; stdout/stderr grow while it runs."""
+        return jobs.get_job(job_id)
+
+
+@blp.route("/jobs/<job_id>/cancel")
+class CancelJob(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, JobSchema, description="Cancelled (it was pending)")
+    @blp.alt_response(202, schema=JobSchema,
+                      description="Running: its agent has been asked to kill it")
+    @blp.alt_response(409, description="job_finished: the job already ended")
+    @require_scope(Scope.OPERATOR)
+    def post(self, job_id: str) -> tuple[Any, int]:
+        """Cancel a job: at once when pending, by killing its process group when running."""
+        job, cancelled = jobs.cancel_job(job_id)
+        return job, 200 if cancelled else 202

@@ -1,0 +1,46 @@
+"""gunicorn settings for the hub: gevent workers, because most requests are idle long-polls.
+
+Every connected agent keeps one ``POST /agent/poll`` open for up to
+``POLL_WAIT`` (25 s) while the hub blocks in Redis ``BLPOP`` for it. With the
+sync or gthread workers each waiting agent would hold an OS thread (about
+8 MB of stack reserved, and a scheduler entry) and a 2,000-agent fleet would
+need 2,000 threads. A gevent worker parks each waiting request in a greenlet
+of a few KB instead, so one worker process holds thousands of them; hence
+``worker_connections = 4000`` (at least 2,000 concurrently waiting agents per
+process, with room for users' requests).
+
+gunicorn's gevent worker monkey-patches the standard library when the worker
+starts, before it imports the app (``preload_app`` stays False), so redis-py
+and psycopg get cooperative sockets. Nothing here imports the app.
+
+Environment: ``PORT`` (5000), ``HOST`` (0.0.0.0), ``WEB_CONCURRENCY`` (worker
+processes, default 2 x CPU cores; each one already serves thousands of
+connections, so a couple per core is plenty), ``SCRIPTMESH_ENV`` (access log
+on stdout unless production; add ``--access-logfile -`` in ``GUNICORN_CMD_ARGS``
+to keep it in production).
+"""
+
+import multiprocessing
+import os
+
+_production = os.environ.get("SCRIPTMESH_ENV", "").lower() == "production"
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * multiprocessing.cpu_count())
+worker_class = "gevent"
+worker_connections = 4000
+# gevent workers notify the master from their own greenlet, so a request
+# waiting 25 s in BLPOP never trips this; it only catches a wedged worker.
+timeout = 60
+# On SIGTERM, let in-flight long-polls (<= POLL_WAIT) answer before exiting.
+graceful_timeout = 30
+keepalive = 75  # longer than typical load-balancer idle timeouts (60 s)
+preload_app = False
+accesslog = None if _production else "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Trust X-Forwarded-* from the load balancer only when told which addresses it uses.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+proc_name = "scriptmesh-hub"
+# gunicorn >= 24's control socket lives at one per-user path: two hubs on a host would clash.
+control_socket_disable = True

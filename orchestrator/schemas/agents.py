@@ -1,0 +1,173 @@
+"""Schemas for agents: the agent protocol's bodies (``agent/protocol.py``) and the fleet view.
+
+Protocol request schemas ignore unknown fields, so a newer agent can talk to
+an older hub.
+"""
+
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from orchestrator.schemas.jobs import UTCDateTime
+
+AGENT_NAME = {"validate": validate.Length(1, 128), "metadata": {"example": "prod-server-1"}}
+RESULT_STATUSES = ("success", "failed", "timeout", "cancelled")
+
+
+class ProtocolSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class ManifestScriptSchema(ProtocolSchema):
+    name = fields.String(required=True, validate=validate.Length(1, 255))
+    description = fields.String(allow_none=True, load_default=None,
+                                validate=validate.Length(max=2000))
+
+
+class ManifestSchema(ProtocolSchema):
+    scripts = fields.List(fields.Nested(ManifestScriptSchema), load_default=list,
+                          validate=validate.Length(max=10000))
+    flows = fields.List(fields.Dict(), load_default=list, validate=validate.Length(max=1000))
+
+
+class RegisterAgentSchema(ProtocolSchema):
+    agent_name = fields.String(required=True, **AGENT_NAME)
+    url = fields.String(allow_none=True, validate=validate.Length(max=500))
+    api_key = fields.String(load_only=True, allow_none=True, metadata={
+        "description": "Optional: an agent-scope key to bind to this agent name."})
+    tags = fields.List(fields.String(validate=validate.Length(1, 64)),
+                       validate=validate.Length(max=50), metadata={"example": ["production"]})
+    version = fields.String(allow_none=True, validate=validate.Length(max=50))
+    workers = fields.Integer(allow_none=True, validate=validate.Range(0, 10000))
+    hostname = fields.String(allow_none=True, validate=validate.Length(max=255))
+    manifest = fields.Nested(ManifestSchema, allow_none=True)
+    manifest_error = fields.String(allow_none=True, validate=validate.Length(max=4000))
+    heartbeat_interval = fields.Float(allow_none=True, validate=validate.Range(0.1, 86400))
+
+
+class RegisterAgentResultSchema(Schema):
+    status = fields.String(metadata={"example": "ok"})
+    agent = fields.String(metadata={"example": "prod-server-1"})
+    agent_id = fields.String(metadata={"example": "agt_3f9a..."})
+    heartbeat_interval = fields.Float()
+    poll_wait = fields.Float()
+    api_key_bound = fields.Boolean(metadata={"description": "Only when api_key was given."})
+
+
+class HeartbeatSchema(ProtocolSchema):
+    agent_name = fields.String(required=True, **AGENT_NAME)
+    manifest = fields.Nested(ManifestSchema, allow_none=True)
+    manifest_error = fields.String(allow_none=True, validate=validate.Length(max=4000))
+    running_jobs = fields.List(fields.String(validate=validate.Length(max=64)),
+                               load_default=list, validate=validate.Length(max=10000))
+    draining = fields.Boolean(load_default=False)
+    heartbeat_interval = fields.Float(allow_none=True, validate=validate.Range(0.1, 86400))
+
+
+class CommandSchema(Schema):
+    type = fields.String(metadata={"example": "cancel"})
+    job_id = fields.String()
+
+
+class HeartbeatResultSchema(Schema):
+    status = fields.String()
+    commands = fields.List(fields.Nested(CommandSchema))
+
+
+class PollSchema(ProtocolSchema):
+    agent_name = fields.String(required=True, **AGENT_NAME)
+    max_jobs = fields.Integer(load_default=1, validate=validate.Range(1, 100))
+    wait = fields.Float(load_default=None, allow_none=True, validate=validate.Range(0, 3600))
+
+
+class AssignmentSchema(Schema):
+    job_id = fields.String()
+    kind = fields.String()
+    script = fields.String()
+    params = fields.Dict(keys=fields.String(), values=fields.String())
+    timeout = fields.Integer()
+    lease_expires_at = UTCDateTime()
+
+
+class PollResultSchema(Schema):
+    jobs = fields.List(fields.Nested(AssignmentSchema))
+
+
+class AgentNameSchema(ProtocolSchema):
+    agent_name = fields.String(required=True, **AGENT_NAME)
+
+
+class StartResultSchema(Schema):
+    status = fields.String(metadata={"example": "running"})
+
+
+class OutputChunkSchema(ProtocolSchema):
+    offset = fields.Integer(required=True, validate=validate.Range(min=0))
+    data = fields.String(required=True, validate=validate.Length(max=1024 * 1024))
+
+
+class OutputSchema(ProtocolSchema):
+    agent_name = fields.String(required=True, **AGENT_NAME)
+    stdout = fields.Nested(OutputChunkSchema, allow_none=True)
+    stderr = fields.Nested(OutputChunkSchema, allow_none=True)
+
+
+class OutputResultSchema(Schema):
+    cancel = fields.Boolean()
+
+
+class ResultSchema(ProtocolSchema):
+    agent_name = fields.String(required=True, **AGENT_NAME)
+    status = fields.String(required=True, validate=validate.OneOf(RESULT_STATUSES))
+    exit_code = fields.Integer(allow_none=True, load_default=None)
+    stdout = fields.String(load_default="")
+    stderr = fields.String(load_default="")
+    truncated = fields.Dict(keys=fields.String(), values=fields.Boolean(), load_default=dict)
+    duration_ms = fields.Integer(allow_none=True, load_default=None,
+                                 validate=validate.Range(min=0))
+    started_at = UTCDateTime(allow_none=True, load_default=None)
+    error = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=10000))
+
+
+class OkSchema(Schema):
+    status = fields.String(metadata={"example": "ok"})
+
+
+class AgentSchema(Schema):
+    """One agent in ``GET /agents`` (the response is an object keyed by agent name)."""
+
+    agent_id = fields.String(attribute="id")
+    status = fields.Method("get_status", metadata={"enum": ["online", "offline"]})
+    tags = fields.List(fields.String())
+    url = fields.String(allow_none=True)
+    last_heartbeat = UTCDateTime(allow_none=True)
+    registered_at = UTCDateTime()
+    version = fields.String(allow_none=True)
+    hostname = fields.String(allow_none=True)
+    workers = fields.Integer(allow_none=True)
+    running_jobs = fields.List(fields.String(), attribute="running_job_ids")
+    scripts = fields.Method("get_scripts")
+    manifest_error = fields.String(allow_none=True)
+    draining = fields.Boolean()
+
+    def get_status(self, agent: object) -> str:
+        return "online" if agent.is_online() else "offline"  # type: ignore[attr-defined]
+
+    def get_scripts(self, agent: object) -> list[str]:
+        return agent.script_names()  # type: ignore[attr-defined]
+
+
+class ScriptsQuerySchema(Schema):
+    agent = fields.String(required=True, **AGENT_NAME)
+
+
+class ScriptEntrySchema(Schema):
+    name = fields.String()
+    description = fields.String(allow_none=True)
+
+
+class ScriptsSchema(Schema):
+    agent = fields.String()
+    scripts = fields.List(fields.Nested(ScriptEntrySchema))
+    flows = fields.List(fields.Dict())

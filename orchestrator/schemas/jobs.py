@@ -1,0 +1,117 @@
+"""Schemas for /trigger-script and /jobs: requests, the job resource, pages of jobs."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from orchestrator.models import JobStatus
+
+PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_TIMEOUT = 86400
+DEFAULT_TIMEOUT = 300
+MAX_QUEUE_TTL = 30 * 86400
+MAX_PARAMS = 100
+MAX_PARAM_CHARS = 32 * 1024
+
+
+class UTCDateTime(fields.DateTime):
+    """ISO 8601 in UTC with a ``Z`` (``2026-03-10T14:32:11.123Z``); naive input means UTC."""
+
+    def _serialize(self, value: datetime | None, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        if value is None:
+            return None
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def validate_params(params: dict[str, Any]) -> None:
+    """Params become environment variables: names like shell variables, scalar values."""
+    if len(params) > MAX_PARAMS:
+        raise ValidationError(f"At most {MAX_PARAMS} params.")
+    errors: dict[str, list[str]] = {}
+    for name, value in params.items():
+        if not PARAM_NAME_RE.match(name):
+            errors[name] = ["Param names must match [A-Za-z_][A-Za-z0-9_]*."]
+        elif not isinstance(value, str | int | float | bool) or value is None:
+            errors[name] = ["Values must be strings, numbers or booleans."]
+        elif isinstance(value, str) and (len(value) > MAX_PARAM_CHARS or "\x00" in value):
+            errors[name] = [f"At most {MAX_PARAM_CHARS} characters, no NUL byte."]
+    if errors:
+        raise ValidationError(errors)
+
+
+class TriggerSchema(Schema):
+    agent = fields.String(required=True, validate=validate.Length(1, 200),
+                          metadata={"example": "prod-server-1"})
+    run_script = fields.String(required=True, validate=validate.Length(1, 255),
+                               metadata={"example": "backup.sh"})
+    params = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
+                         load_default=dict, validate=validate_params,
+                         metadata={"example": {"target": "s3://my-bucket"},
+                                   "description": "Passed to the script as environment "
+                                                  "variables (values as strings)."})
+    async_exec = fields.Boolean(load_default=True, metadata={
+        "description": "false: wait up to `timeout` seconds and answer with the finished job."})
+    timeout = fields.Integer(load_default=DEFAULT_TIMEOUT,
+                             validate=validate.Range(1, MAX_TIMEOUT),
+                             metadata={"description": "Seconds the script may run."})
+    webhook_url = fields.Url(schemes={"http", "https"}, require_tld=False, allow_none=True,
+                             validate=validate.Length(max=2000))
+    idempotency_key = fields.String(allow_none=True, validate=validate.Length(1, 200), metadata={
+        "description": "Repeating a key returns the first job instead of creating another."})
+    queue_ttl = fields.Integer(allow_none=True, validate=validate.Range(1, MAX_QUEUE_TTL),
+                               metadata={"description": "Seconds the job may wait for its "
+                                                        "agent before it expires."})
+
+
+class JobSummarySchema(Schema):
+    """A job without its output (list pages); ``GET /jobs/{job_id}`` has the output."""
+
+    job_id = fields.String(attribute="id", metadata={"example": "job_a3f8c9d2"})
+    agent = fields.String(attribute="agent_name", allow_none=True)
+    script = fields.String()
+    params = fields.Dict(keys=fields.String(), values=fields.String())
+    status = fields.String(metadata={"enum": [s.value for s in JobStatus]})
+    exit_code = fields.Integer(allow_none=True)
+    truncated = fields.Dict(keys=fields.String(), values=fields.Boolean())
+    duration_ms = fields.Integer(allow_none=True)
+    created_at = UTCDateTime()
+    started_at = UTCDateTime(allow_none=True)
+    completed_at = UTCDateTime(allow_none=True)
+    error = fields.String(allow_none=True)
+    timeout = fields.Integer()
+    webhook_url = fields.String(allow_none=True)
+    idempotency_key = fields.String(allow_none=True)
+    expires_at = UTCDateTime(allow_none=True)
+    cancel_requested_at = UTCDateTime(allow_none=True)
+    dispatch_count = fields.Integer()
+
+
+class JobSchema(JobSummarySchema):
+    """A job with its output (partial while running)."""
+
+    stdout = fields.String()
+    stderr = fields.String()
+
+
+class JobQueryArgsSchema(Schema):
+    agent = fields.String()
+    status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]))
+    script = fields.String()
+    since = UTCDateTime(metadata={"description": "created_at >= since (ISO 8601)"})
+    until = UTCDateTime(metadata={"description": "created_at < until (ISO 8601)"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    cursor = fields.String(metadata={"description": "next_cursor of the previous page"})
+
+
+class JobPageSchema(Schema):
+    jobs = fields.List(fields.Nested(JobSummarySchema))
+    next_cursor = fields.String(allow_none=True)

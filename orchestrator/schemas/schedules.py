@@ -1,0 +1,115 @@
+"""Schemas for /schedules: create/patch bodies, the schedule resource, its runs."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from orchestrator.schemas.jobs import MAX_TIMEOUT, UTCDateTime, validate_params
+
+OVERLAP_POLICIES = ("skip", "allow")
+NAME = validate.Length(1, 200)
+
+
+class ScheduleFieldsSchema(Schema):
+    """Fields a client may set (all optional here; ``ScheduleCreateSchema`` requires some)."""
+
+    name = fields.String(allow_none=True, validate=NAME)
+    agent = fields.String(allow_none=True, validate=NAME, metadata={"example": "prod-server-1"})
+    agents = fields.List(fields.String(validate=NAME), allow_none=True,
+                         validate=validate.Length(1, 500),
+                         metadata={"description": "Several agents: one job each per fire."})
+    tags = fields.List(fields.String(validate=NAME), allow_none=True,
+                       validate=validate.Length(1, 20),
+                       metadata={"description": "Every online agent having all these tags."})
+    pool = fields.String(allow_none=True, validate=NAME)
+    script = fields.String(validate=validate.Length(1, 255), metadata={"example": "backup.sh"})
+    cron_expression = fields.String(validate=validate.Length(1, 200), metadata={
+        "example": "0 2 * * *",
+        "description": "5 fields: minute hour day-of-month month day-of-week."})
+    timezone = fields.String(validate=validate.Length(1, 64),
+                             metadata={"example": "America/New_York"})
+    params = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
+                         validate=validate_params, metadata={"example": {"target": "s3://b"}})
+    webhook_url = fields.Url(schemes={"http", "https"}, allow_none=True,
+                             validate=validate.Length(max=2000))
+    timeout = fields.Integer(allow_none=True, validate=validate.Range(1, MAX_TIMEOUT))
+    enabled = fields.Boolean()
+    overlap_policy = fields.String(validate=validate.OneOf(OVERLAP_POLICIES), metadata={
+        "description": "skip (default): no new job while the previous one on that agent "
+                       "still runs; allow: start anyway."})
+    misfire_grace_time = fields.Integer(validate=validate.Range(0, 7 * 86400), metadata={
+        "description": "Seconds a fire time may be late (scheduler down) and still run."})
+    coalesce = fields.Boolean(metadata={
+        "description": "Several late fire times within the grace run once (true) or each."})
+
+
+class ScheduleCreateSchema(ScheduleFieldsSchema):
+    script = fields.String(required=True, validate=validate.Length(1, 255),
+                           metadata={"example": "backup.sh"})
+    cron_expression = fields.String(required=True, validate=validate.Length(1, 200),
+                                    metadata={"example": "0 2 * * *"})
+
+
+class SchedulePatchSchema(ScheduleFieldsSchema):
+    pass
+
+
+class ScheduleSchema(Schema):
+    id = fields.String(metadata={"example": "sched_abc123"})
+    name = fields.String(allow_none=True)
+    agent = fields.String(allow_none=True)
+    agents = fields.List(fields.String(), allow_none=True)
+    tags = fields.List(fields.String(), allow_none=True)
+    pool = fields.String(allow_none=True)
+    script = fields.String()
+    cron_expression = fields.String()
+    timezone = fields.String()
+    next_fire = UTCDateTime(allow_none=True, metadata={"example": "2026-03-11T02:00:00Z"})
+    params = fields.Dict()
+    webhook_url = fields.String(allow_none=True)
+    timeout = fields.Integer(allow_none=True)
+    enabled = fields.Boolean()
+    overlap_policy = fields.String()
+    misfire_grace_time = fields.Integer()
+    coalesce = fields.Boolean()
+    last_fire_at = UTCDateTime(allow_none=True)
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+
+
+class ScheduleQueryArgsSchema(Schema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
+    cursor = fields.String(metadata={"description": "next_cursor of the previous page"})
+
+
+class SchedulePageSchema(Schema):
+    schedules = fields.List(fields.Nested(ScheduleSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class RunJobSchema(Schema):
+    job_id = fields.String()
+    agent = fields.String(allow_none=True)
+    status = fields.String(allow_none=True)
+    exit_code = fields.Integer(allow_none=True)
+
+
+class ScheduleRunSchema(Schema):
+    id = fields.Integer()
+    fire_time = UTCDateTime()
+    outcome = fields.String(metadata={
+        "description": "fired, manual, skipped (overlap), missed, coalesced or failed"})
+    reason = fields.String(allow_none=True)
+    created_at = UTCDateTime()
+    jobs = fields.List(fields.Nested(RunJobSchema))
+
+
+class ScheduleRunListSchema(Schema):
+    runs = fields.List(fields.Nested(ScheduleRunSchema))
+
+
+class RunNowSchema(Schema):
+    outcome = fields.String()
+    fire_time = UTCDateTime()
+    reason = fields.String(allow_none=True)
+    job_ids = fields.List(fields.String())

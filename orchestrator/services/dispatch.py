@@ -1,0 +1,334 @@
+"""Dispatch: create jobs, carry them to agents through RQ queues, hand them out on long-polls.
+
+The job row in the database is the truth; Redis only carries job ids to
+agents. Each agent has its own RQ queue (``scriptmesh-agent-<agent_id>``);
+pool queues shared by the agents of a tag (``scriptmesh-pool-<tenant>-<tag>``)
+are listened to as well. The queues are consumed by agents' long-polls with
+``Queue.dequeue_any`` (a blocking pop), never by ``rq worker``: the RQ job's
+function is a name that is never executed.
+
+A popped job only goes to an agent after a conditional UPDATE leases it
+(``status = 'pending' AND lease_expires_at IS NULL AND cancel_requested_at IS
+NULL``), so duplicates in Redis, two hub replicas or a racing cancel can never
+make a job run twice. Whatever Redis loses, ``leases.reconcile_lost_jobs``
+puts back from the database.
+
+While a request blocks on Redis it holds no database connection (the session
+is committed and removed first): idle polls are cheap greenlets under gevent.
+With SQLite, no Redis call is ever made inside an open write transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+from flask import current_app
+from rq import Queue
+from rq.exceptions import DequeueTimeout
+from rq.intermediate_queue import IntermediateQueue
+from rq.job import Job as RQJob
+
+from orchestrator.errors import Forbidden
+from orchestrator.extensions import db, redis_store
+from orchestrator.models import Agent, Job, JobStatus, utcnow
+from orchestrator.security import Principal
+from orchestrator.services import agents
+from orchestrator.services.completion import on_job_finished
+
+log = logging.getLogger(__name__)
+
+AGENT_QUEUE_PREFIX = "scriptmesh-agent-"
+POOL_QUEUE_PREFIX = "scriptmesh-pool-"
+#: The RQ "function" of agent work: a name only, never imported nor run.
+AGENT_WORK_FUNC = "orchestrator.agent_work.run_on_agent"
+#: Redis list a job's finisher pushes to, so a synchronous trigger on any replica wakes.
+FINISHED_KEY = "scriptmesh:job-finished:{job_id}"
+FINISHED_KEY_TTL = 600
+#: Below this many seconds left, a poll stops blocking and only looks.
+MIN_BLOCK_SECONDS = 0.01
+MAX_POLL_JOBS = 100
+
+
+@dataclass(frozen=True)
+class PollingAgent:
+    """What a poll needs of its agent once the database session is released."""
+
+    id: str
+    name: str
+    tenant_id: str
+    queue_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TriggerOutcome:
+    """A trigger's job and how it came about."""
+
+    job: Job
+    created: bool
+    waited: bool = False
+
+
+def agent_queue_name(agent_id: str) -> str:
+    return AGENT_QUEUE_PREFIX + agent_id
+
+
+def pool_queue_name(tenant_id: str, tag: str) -> str:
+    return f"{POOL_QUEUE_PREFIX}{tenant_id}-{tag}"
+
+
+def job_queue_name(job: Job) -> str | None:
+    """The queue ``job`` waits in: its pool's, else its agent's (None: nowhere to go)."""
+    if job.pool:
+        return pool_queue_name(job.tenant_id, job.pool)
+    return agent_queue_name(job.agent_id) if job.agent_id else None
+
+
+def agent_queue_names(agent: Agent) -> tuple[str, ...]:
+    """The queues an agent's poll listens on: its own first, then its tags' pools."""
+    return (agent_queue_name(agent.id),
+            *(pool_queue_name(agent.tenant_id, tag) for tag in agent.tags or ()))
+
+
+def _queue(name: str) -> Queue:
+    return Queue(name, connection=redis_store.connection)
+
+
+def enqueue(job: Job) -> bool:
+    """Put ``job``'s id on its queue (after its row is committed); False when Redis failed.
+
+    A failure is only logged: the job stays pending and the reconciler enqueues it.
+    """
+    name = job_queue_name(job)
+    if name is None:
+        return False
+    try:
+        _queue(name).enqueue_call(func=AGENT_WORK_FUNC, job_id=job.id, result_ttl=0,
+                                  description=f"{job.script} on {job.agent_name or job.pool}")
+    except redis.RedisError as exc:
+        log.warning("job %s not enqueued (%s); the reconciler will retry",
+                    job.id, type(exc).__name__)
+        return False
+    return True
+
+
+def withdraw(job: Job) -> None:
+    """Take a job that must not run any more off its queue (best effort).
+
+    Even when this fails, the lease guard keeps the job from being handed out.
+    """
+    name = job_queue_name(job)
+    try:
+        if name:
+            _queue(name).remove(job.id)
+        redis_store.connection.delete(RQJob.key_for(job.id))
+    except redis.RedisError as exc:
+        log.warning("job %s not withdrawn from Redis: %s", job.id, type(exc).__name__)
+
+
+def delete_agent_queue(agent_id: str) -> None:
+    """Drop an agent's queue and the job hashes in it (the agent is being deregistered)."""
+    try:
+        _queue(agent_queue_name(agent_id)).delete(delete_jobs=True)
+    except redis.RedisError as exc:
+        log.warning("queue of agent %s not deleted: %s", agent_id, type(exc).__name__)
+
+
+def queue_depths(queue_names: Iterable[str]) -> list[int]:
+    """The number of job ids waiting in each named queue."""
+    pipe = redis_store.connection.pipeline(transaction=False)
+    for name in queue_names:
+        pipe.llen(_queue(name).key)
+    return [int(n) for n in pipe.execute()]
+
+
+def notify_finished(job_ids: Iterable[str]) -> None:
+    """Wake synchronous triggers waiting for these jobs (call after the commit)."""
+    pipe = redis_store.connection.pipeline(transaction=False)
+    for job_id in job_ids:
+        key = FINISHED_KEY.format(job_id=job_id)
+        pipe.lpush(key, b"1")
+        pipe.expire(key, FINISHED_KEY_TTL)
+    try:
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("finished jobs not announced: %s", type(exc).__name__)
+
+
+def string_params(params: dict[str, Any]) -> dict[str, str]:
+    """Params as the environment sees them: booleans as true/false, numbers as written."""
+    def text(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value if isinstance(value, str) else repr(value)
+
+    return {str(name): text(value) for name, value in params.items()}
+
+
+def trigger_script(principal: Principal, data: dict[str, Any], *,
+                   schedule_id: str | None = None) -> TriggerOutcome:
+    """Create a job for ``data["agent"]`` and queue it; wait for it when ``async_exec`` is false.
+
+    A repeated ``idempotency_key`` returns the tenant's first job with that key.
+    ``schedule_id`` marks a job a schedule created (``orchestrator.services.scheduling``).
+    """
+    key = data.get("idempotency_key")
+    if key and (existing := find_by_idempotency_key(key)):
+        return TriggerOutcome(existing, created=False)
+    agent = agents.get_agent(data["agent"])
+    script = data["run_script"]
+    if script not in agent.script_names():
+        raise Forbidden(f"Script '{script}' is not in the manifest of agent '{agent.name}'.",
+                        error_code="script_not_in_manifest",
+                        details={"script": script, "agent": agent.name})
+    now = utcnow()
+    job = Job(
+        tenant_id=principal.tenant_id, agent_id=agent.id, agent_name=agent.name, script=script,
+        params=string_params(data.get("params") or {}), status=JobStatus.PENDING.value,
+        timeout=data["timeout"], webhook_url=data.get("webhook_url"), idempotency_key=key,
+        created_by=principal.user_id, created_at=now, stdout="", stderr="", truncated={},
+        expires_at=now + timedelta(seconds=data["queue_ttl"]) if data.get("queue_ttl") else None,
+        schedule_id=schedule_id,
+    )
+    db.session.add(job)
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        existing = find_by_idempotency_key(key) if key else None
+        if existing is None:
+            raise
+        return TriggerOutcome(existing, created=False)
+    enqueue(job)
+    if data.get("async_exec", True):
+        return TriggerOutcome(job, created=True)
+    return TriggerOutcome(wait_for_finish(job.id, job.timeout), created=True, waited=True)
+
+
+def find_by_idempotency_key(key: str) -> Job | None:
+    return db.session.execute(
+        db.select(Job).where(Job.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def wait_for_finish(job_id: str, timeout: float) -> Job:
+    """Block (holding no DB connection) until the job is terminal or ``timeout`` passes."""
+    key = FINISHED_KEY.format(job_id=job_id)
+    deadline = time.monotonic() + timeout
+    while True:
+        job = db.session.get(Job, job_id, populate_existing=True)
+        remaining = deadline - time.monotonic()
+        if job is None or job.is_terminal or remaining <= 0:
+            return job
+        db.session.commit()
+        db.session.remove()
+        redis_store.connection.blpop([key], timeout=max(remaining, MIN_BLOCK_SECONDS))
+
+
+def poll(principal: Principal, agent_name: str, max_jobs: int,
+         wait: float | None) -> dict[str, Any]:
+    """Long-poll: lease up to ``max_jobs`` jobs to the agent, blocking up to ``wait`` seconds.
+
+    Answers the moment one job is leased; jobs popped but no longer runnable
+    (cancelled, expired, leased elsewhere) are dropped and the wait goes on.
+    """
+    agent = agents.agent_for_caller(principal, agent_name)
+    agents.touch_from_poll(agent)
+    polling = PollingAgent(agent.id, agent.name, agent.tenant_id, agent_queue_names(agent))
+    db.session.commit()
+    db.session.remove()  # hold no DB connection while blocked in Redis
+    cap = float(current_app.config["POLL_WAIT"])
+    wait = cap if wait is None else min(max(wait, 0.0), cap)
+    deadline = time.monotonic() + wait
+    leased: list[str] = []
+    while not leased:
+        remaining = deadline - time.monotonic()
+        job_id = pop_job_id(polling.queue_names,
+                            remaining if remaining >= MIN_BLOCK_SECONDS else None)
+        if job_id is None:
+            break
+        if lease(job_id, polling):
+            leased.append(job_id)
+    while leased and len(leased) < min(max_jobs, MAX_POLL_JOBS):
+        job_id = pop_job_id(polling.queue_names, None)
+        if job_id is None:
+            break
+        if lease(job_id, polling):
+            leased.append(job_id)
+    return {"jobs": assignments(leased)}
+
+
+def pop_job_id(queue_names: Iterable[str], timeout: float | None) -> str | None:
+    """Pop the next job id from the queues (blocking up to ``timeout``; None: just look)."""
+    connection = redis_store.connection
+    try:
+        found = Queue.dequeue_any([_queue(n) for n in queue_names], timeout,
+                                  connection=connection)
+    except DequeueTimeout:
+        return None
+    if found is None:
+        return None
+    rq_job, queue = found
+    # RQ parks a single queue's pop in an intermediate list for its workers; we have none.
+    IntermediateQueue(queue.key, connection).remove(rq_job.id)
+    connection.delete(rq_job.key)
+    return rq_job.id
+
+
+def lease(job_id: str, agent: PollingAgent) -> bool:
+    """Lease a popped job to ``agent`` if it is still runnable; commit at once."""
+    now = utcnow()
+    lease_until = now + timedelta(seconds=current_app.config["LEASE_SECONDS"])
+    result = db.session.execute(
+        sa.update(Job).where(
+            Job.id == job_id, Job.status == JobStatus.PENDING.value,
+            Job.lease_expires_at.is_(None), Job.cancel_requested_at.is_(None),
+            sa.or_(Job.expires_at.is_(None), Job.expires_at > now),
+            sa.or_(Job.agent_id == agent.id, sa.and_(Job.pool.is_not(None),
+                                                     Job.agent_id.is_(None))),
+        ).values(agent_id=agent.id, agent_name=agent.name, lease_expires_at=lease_until,
+                 dispatched_at=now, dispatch_count=Job.dispatch_count + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def assignments(job_ids: list[str]) -> list[dict[str, Any]]:
+    """The protocol's ASSIGNMENT for each leased job, in lease order."""
+    if not job_ids:
+        return []
+    jobs = {job.id: job for job in db.session.execute(
+        db.select(Job).where(Job.id.in_(job_ids))).scalars()}
+    return [{"job_id": job.id, "kind": job.kind, "script": job.script,
+             "params": dict(job.params or {}), "timeout": job.timeout,
+             "lease_expires_at": job.lease_expires_at}
+            for job in (jobs[i] for i in job_ids if i in jobs)]
+
+
+def deregister_agent(name: str) -> None:
+    """Forget an agent: its queued jobs are cancelled, its running ones fail; both with
+    ``error = "agent_deregistered"``. The job rows stay (they keep the agent's name).
+    """
+    agent = agents.get_agent(name)
+    now = utcnow()
+    open_jobs = db.session.execute(
+        db.select(Job).where(Job.agent_id == agent.id,
+                             Job.status.in_((JobStatus.PENDING.value, JobStatus.RUNNING.value)))
+    ).scalars().all()
+    for job in open_jobs:
+        job.status = (JobStatus.CANCELLED if job.status == JobStatus.PENDING.value
+                      else JobStatus.FAILED).value
+        job.error, job.completed_at, job.lease_expires_at = "agent_deregistered", now, None
+        on_job_finished(job)
+    agent_id = agent.id
+    db.session.delete(agent)
+    db.session.commit()
+    delete_agent_queue(agent_id)
+    notify_finished(job.id for job in open_jobs)
