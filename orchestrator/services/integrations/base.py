@@ -117,3 +117,22 @@ def rebase(url: str, base_url: str | None) -> str:
 
 def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class IncomingWebhookProvider(Provider):
+    """A chat service reached through a secret incoming-webhook URL (Slack, Discord, Teams).
+
+    Subclasses build only the service's message; ``post`` sends it to the
+    stored URL, rebased onto ``config.base_url`` when one is set.
+    """
+
+    secret_fields = ("webhook_url",)
+    required_fields = ("webhook_url",)
+    url_fields = ("webhook_url",)
+
+    def build(self, notification: Notification, target: Target) -> OutboundRequest:
+        url = rebase(target.setting("webhook_url"), target.config.get("base_url"))
+        return json_request(url, self.message(notification, target))
+
+    def message(self, notification: Notification, target: Target) -> dict[str, Any]:
+        raise NotImplementedError

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from orchestrator.services.integrations.base import (
     SEVERITY_COLORS,
+    IncomingWebhookProvider,
     Notification,
-    OutboundRequest,
-    Provider,
     Target,
-    json_request,
-    rebase,
     truncate,
 )
 
 
-class DiscordProvider(Provider):
+class DiscordProvider(IncomingWebhookProvider):
     type = "discord"
-    secret_fields = ("webhook_url",)
-    required_fields = ("webhook_url",)
-    url_fields = ("webhook_url",)
 
-    def build(self, notification: Notification, target: Target) -> OutboundRequest:
+    def message(self, notification: Notification, target: Target) -> dict:
         n = notification
         embed = {
             "title": truncate(n.title, 256),
@@ -32,5 +26,4 @@ class DiscordProvider(Provider):
             "footer": {"text": f"ScriptMesh · {n.event_type}"},
         }
         payload = {"username": target.config.get("username", "ScriptMesh"), "embeds": [embed]}
-        url = rebase(target.setting("webhook_url"), target.config.get("base_url"))
-        return json_request(url, payload)
+        return payload

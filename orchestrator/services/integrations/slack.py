@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from orchestrator.services.integrations.base import (
+    IncomingWebhookProvider,
     Notification,
-    OutboundRequest,
-    Provider,
     Target,
-    json_request,
-    rebase,
     truncate,
 )
 
@@ -16,13 +13,10 @@ EMOJI = {"critical": ":rotating_light:", "error": ":x:", "warning": ":warning:",
          "info": ":information_source:", "success": ":white_check_mark:"}
 
 
-class SlackProvider(Provider):
+class SlackProvider(IncomingWebhookProvider):
     type = "slack"
-    secret_fields = ("webhook_url",)
-    required_fields = ("webhook_url",)
-    url_fields = ("webhook_url",)
 
-    def build(self, notification: Notification, target: Target) -> OutboundRequest:
+    def message(self, notification: Notification, target: Target) -> dict:
         n = notification
         blocks: list[dict] = [
             {"type": "header", "text": {"type": "plain_text", "text": truncate(n.title, 150)}},
@@ -40,5 +34,4 @@ class SlackProvider(Provider):
                          "blocks": blocks}
         if target.config.get("channel"):
             payload["channel"] = target.config["channel"]
-        url = rebase(target.setting("webhook_url"), target.config.get("base_url"))
-        return json_request(url, payload)
+        return payload

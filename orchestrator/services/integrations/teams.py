@@ -5,22 +5,16 @@ from __future__ import annotations
 
 from orchestrator.services.integrations.base import (
     SEVERITY_COLORS,
+    IncomingWebhookProvider,
     Notification,
-    OutboundRequest,
-    Provider,
     Target,
-    json_request,
-    rebase,
 )
 
 
-class TeamsProvider(Provider):
+class TeamsProvider(IncomingWebhookProvider):
     type = "teams"
-    secret_fields = ("webhook_url",)
-    required_fields = ("webhook_url",)
-    url_fields = ("webhook_url",)
 
-    def build(self, notification: Notification, target: Target) -> OutboundRequest:
+    def message(self, notification: Notification, target: Target) -> dict:
         n = notification
         card = {
             "@type": "MessageCard",
@@ -36,5 +30,4 @@ class TeamsProvider(Provider):
                 "markdown": True,
             }],
         }
-        url = rebase(target.setting("webhook_url"), target.config.get("base_url"))
-        return json_request(url, card)
+        return card
