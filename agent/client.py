@@ -147,6 +147,12 @@ class HubClient:
         data = self._post(path, {"agent_name": self.agent_name, **chunk}, job=True)
         return bool(data.get("cancel"))
 
+    def upload_events(self, job_id: str, events: list[dict[str, Any]]) -> bool:
+        """POST /agent/jobs/<id>/events; return True when the hub asks to cancel the job."""
+        path = protocol.JOB_EVENTS_PATH.format(job_id=job_id)
+        data = self._post(path, {"agent_name": self.agent_name, "events": events}, job=True)
+        return bool(data.get("cancel"))
+
     def report_result(self, job_id: str, result: dict[str, Any]) -> None:
         """POST /agent/jobs/<id>/result (idempotent on the hub)."""
         path = protocol.JOB_RESULT_PATH.format(job_id=job_id)

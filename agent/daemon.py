@@ -14,6 +14,7 @@ from agent import __version__
 from agent.backoff import Backoff
 from agent.client import AuthRejected, HubClient, HubError, HubUnavailable
 from agent.config import AgentConfig
+from agent.flow_runner import FlowJobRunner
 from agent.health import HealthServer
 from agent.heartbeat import Heartbeat
 from agent.jobs import JobHandle, JobRegistry
@@ -52,19 +53,16 @@ class Agent:
         self.spool = Spool(config.spool_dir)
         self.reporter = ResultReporter(self.client, self.spool)
         self.jobs = JobRegistry()
-        self.runner = JobRunner(
-            RunnerSettings(
-                config.scripts_dir,
-                config.output_cap_bytes,
-                config.kill_grace,
-                config.api_key,
-                backoff_base=config.backoff_base,
-                backoff_cap=config.backoff_cap,
-            ),
-            self.manifest,
-            self.client,
-            self.reporter,
+        settings = RunnerSettings(
+            config.scripts_dir,
+            config.output_cap_bytes,
+            config.kill_grace,
+            config.api_key,
+            backoff_base=config.backoff_base,
+            backoff_cap=config.backoff_cap,
         )
+        self.runner = JobRunner(settings, self.manifest, self.client, self.reporter)
+        self.flow_runner = FlowJobRunner(settings, self.manifest, self.client, self.reporter)
         self.heartbeat = Heartbeat(
             self.client, self.manifest, self.jobs, self.lifecycle, self._backoff(), self.register
         )
@@ -137,15 +135,16 @@ class Agent:
         if not isinstance(job_id, str) or not _JOB_ID_RE.match(job_id):
             log.error("ignoring assignment with invalid job_id %r", job_id)
             return
-        handle = self.jobs.add(job_id, str(job.get("script", "")))
+        handle = self.jobs.add(job_id, str(job.get("script") or job.get("flow") or ""))
         if handle is None:
             log.warning("job %s is already running here; ignoring duplicate", job_id)
             return
         self.pool.submit(self._run_job, job, handle)
 
     def _run_job(self, job: dict[str, Any], handle: JobHandle) -> None:
+        runner = self.flow_runner if job.get("kind") == "flow" else self.runner
         try:
-            self.runner.run(job, handle)
+            runner.run(job, handle)
         except Exception as exc:
             log.exception("job %s crashed in the agent", handle.job_id)
             try:

@@ -179,3 +179,8 @@ class ManifestStore:
         """Return the whitelisted script called ``name``, or None."""
         with self._lock:
             return self._manifest.scripts.get(name)
+
+    def lookup_flow(self, name: str) -> ManifestEntry | None:
+        """Return the whitelisted flow called ``name``, or None."""
+        with self._lock:
+            return self._manifest.flows.get(name)

@@ -55,15 +55,19 @@ Endpoints (all JSON)
     acknowledgement by then it goes back to the queue.
 
     ASSIGNMENT = ``{"job_id", "kind": "script", "script": name,
-    "params": {str: str}, "timeout": s, "lease_expires_at": iso8601}``
-    (``kind: "flow"`` with ``"flow"`` and ``"variables"`` later).
+    "params": {str: str}, "timeout": s, "lease_expires_at": iso8601}``, or
+    for a flow ``{"job_id", "kind": "flow", "flow": name, "variables": {..},
+    "timeout": s, "lease_expires_at": iso8601}`` (``variables``: JSON values,
+    the flow's trigger variables; the agent runs it with ``agent.flows``).
 
 ``POST /agent/jobs/<job_id>/start``
     ``{"agent_name"}`` -> ``{"status": "running"}``. 409 ``job_not_runnable``
     when the job was cancelled (or re-leased elsewhere) meanwhile: the agent
     must not run it. The agent checks its own manifest before acknowledging;
     a script it does not whitelist is reported with ``/result`` as
-    ``{"status": "failed", "error": "script_not_in_manifest"}`` instead.
+    ``{"status": "failed", "error": "script_not_in_manifest: <name>"}``
+    instead (a flow: ``flow_not_in_manifest: <name>``; an invalid flow file:
+    ``invalid_flow: ...``).
 
 ``POST /agent/jobs/<job_id>/output``
     ``{"agent_name", "stdout": {"offset": n, "data": str},
@@ -74,18 +78,36 @@ Endpoints (all JSON)
     ``cancel: true`` tells the agent to kill the job's process group now
     (also answered when the hub already finished the job).
 
+``POST /agent/jobs/<job_id>/events`` (flow jobs)
+    ``{"agent_name", "events": [EVENT, ...]}`` -> ``{"cancel": bool}``.
+    Sent at least every second while a flow runs and has new events, in
+    ``seq`` order, at most MAX_EVENTS_PER_UPLOAD at a time. EVENT is what the
+    flow engine emits (``agent/flows/events.py``): ``{"type", "seq", ...}``
+    with type ``step_started``, ``step_completed`` | ``step_failed`` |
+    ``step_skipped``, then ``flow_completed`` | ``flow_failed``. ``seq``
+    numbers a run's events from 1, so uploads are idempotent: the hub skips an
+    event it already applied. Steps carry only what may leave the agent
+    (outputs named in ``output:``, assertion outcomes, durations, errors).
+    Renews the job's lease; ``cancel`` as for ``/output``.
+
 ``POST /agent/jobs/<job_id>/result``
     ``{"agent_name", "status": "success"|"failed"|"timeout"|"cancelled",
     "exit_code": int|null, "stdout": str, "stderr": str,
     "truncated": {"stdout": bool, "stderr": bool}, "duration_ms": int,
-    "started_at": iso8601, "error": str|null}`` -> ``{"status": "ok"}``.
+    "started_at": iso8601, "error": str|null, "events": [EVENT] (flows,
+    optional)}`` -> ``{"status": "ok"}``. A flow's result is ``success`` when
+    the flow passed (else ``failed``, ``timeout`` or ``cancelled``), ``error``
+    its failure message, ``stdout`` its ``log`` lines and step summary,
+    ``exit_code`` null; ``events`` carries the events not yet acknowledged,
+    which the hub applies (idempotently, by ``seq``) before the result.
     Idempotent: the first accepted result wins, a repeat answers 200 again.
     A result for a job not leased to this agent answers 409 ``job_not_leased``.
     The agent writes each result to its spool directory first and deletes
     it only after a 2xx, so a hub restart loses no result.
 
-MANIFEST = ``{"scripts": [{"name", "description"}], "flows": [...]}`` as
-loaded and validated by the agent (paths stay on the agent).
+MANIFEST = ``{"scripts": [{"name", "description"}],
+"flows": [{"name", "description"}]}`` as loaded and validated by the agent
+(paths stay on the agent).
 """
 
 from __future__ import annotations
@@ -96,6 +118,10 @@ POLL_PATH = "/agent/poll"
 JOB_START_PATH = "/agent/jobs/{job_id}/start"
 JOB_OUTPUT_PATH = "/agent/jobs/{job_id}/output"
 JOB_RESULT_PATH = "/agent/jobs/{job_id}/result"
+JOB_EVENTS_PATH = "/agent/jobs/{job_id}/events"
+
+#: The most flow events one ``/events`` upload carries (the hub refuses more).
+MAX_EVENTS_PER_UPLOAD = 500
 
 #: Terminal statuses an agent may report for a job.
 RESULT_STATUSES = ("success", "failed", "timeout", "cancelled")

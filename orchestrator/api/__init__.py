@@ -65,6 +65,7 @@ def register_blueprints(app: Flask) -> None:
         api_keys,
         auth,
         deliveries,
+        fanouts,
         health,
         integrations,
         jobs,
@@ -76,7 +77,7 @@ def register_blueprints(app: Flask) -> None:
 
     for module in (health, auth, api_keys, agent_protocol, agents, jobs, metrics,
                    schedules, integrations, admin_integrations, webhook_settings, deliveries,
-                   prometheus):
+                   prometheus, fanouts):
         api.register_blueprint(module.blp)
     _serve_swagger_assets(app)
 

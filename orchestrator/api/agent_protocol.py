@@ -32,6 +32,7 @@ from orchestrator.schemas.agents import (
     ResultSchema,
     StartResultSchema,
 )
+from orchestrator.schemas.job_steps import EventsResultSchema, EventsSchema
 from orchestrator.security import authenticate, current_principal, require_scope
 from orchestrator.services import agents, dispatch, jobs, leases
 
@@ -127,6 +128,21 @@ class JobOutput(MethodView):
         ``cancel: true`` asks the agent to kill the job now.
         """
         return jobs.record_output(current_principal(), job_id, data)
+
+
+@blp.route("/agent/jobs/<job_id>/events")
+class JobEvents(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(EventsSchema)
+    @blp.response(200, EventsResultSchema)
+    @blp.alt_response(409, description="job_not_leased, or job_not_a_flow")
+    @require_scope(Scope.AGENT)
+    def post(self, data: dict[str, Any], job_id: str) -> dict[str, bool]:
+        """Upload a flow job's step events (idempotent by ``seq``); renews the job's lease.
+
+        ``cancel: true`` asks the agent to cancel the flow now.
+        """
+        return jobs.record_events(current_principal(), job_id, data)
 
 
 @blp.route("/agent/jobs/<job_id>/result")

@@ -7,18 +7,23 @@ from typing import Any
 from flask.views import MethodView
 
 from orchestrator.api import Blueprint
+from orchestrator.api.fanouts import fanout_answer
 from orchestrator.models import Scope
 from orchestrator.schemas.jobs import JobPageSchema, JobQueryArgsSchema, JobSchema, TriggerSchema
 from orchestrator.security import current_principal, require_scope
-from orchestrator.services import dispatch, jobs
+from orchestrator.services import dispatch, jobs, targets
+from orchestrator.services.fanout import FanoutOutcome
 
 blp = Blueprint("jobs", __name__, description="Trigger scripts and follow their jobs")
 BEARER = [{"bearerAuth": []}]
 
 
-def trigger_answer(outcome: dispatch.TriggerOutcome) -> tuple[Any, int]:
+def trigger_answer(outcome: dispatch.TriggerOutcome | FanoutOutcome) -> Any:
     """202 ``{job_id, status}`` for a queued job; the full job when it was waited for
-    (200 when finished, 202 when the wait ran out) or already existed (200)."""
+    (200 when finished, 202 when the wait ran out) or already existed (200); a fan-out's
+    ``{fanout_id, jobs, skipped}`` (``POST /fanouts``'s answer)."""
+    if isinstance(outcome, FanoutOutcome):
+        return fanout_answer(outcome)
     job = outcome.job
     if not outcome.created:
         return job, 200
@@ -36,17 +41,23 @@ class TriggerScript(MethodView):
     @blp.alt_response(200, schema=JobSchema,
                       description="The finished job (async_exec false), or the existing job "
                                   "of a repeated idempotency_key")
-    @blp.alt_response(403, description="script_not_in_manifest")
+    @blp.alt_response(403, description="script_not_in_manifest or flow_not_in_manifest")
     @blp.alt_response(404, description="agent_not_found")
+    @blp.alt_response(422, description="no_targets (fan-out) or no_pool_agent (pool)")
     @require_scope(Scope.OPERATOR)
-    def post(self, data: dict[str, Any]) -> tuple[Any, int]:
-        """Run a whitelisted script on an agent.
+    def post(self, data: dict[str, Any]) -> Any:
+        """Run a whitelisted script (``run_script``) or flow (``run_flow``) on an agent.
 
-        The script must be in the agent's last reported manifest. ``params``
-        reach the script as environment variables. Jobs for an offline agent
-        wait (up to ``queue_ttl`` when given). Needs scope ``operator``.
+        The script or flow must be in the agent's last reported manifest. ``params``
+        reach a script as environment variables; ``variables`` are a flow's. Jobs for
+        an offline agent wait (up to ``queue_ttl`` when given). Needs scope ``operator``.
+
+        Instead of ``agent``: ``pool`` (a tag) queues one job that the first free
+        agent carrying the tag takes; ``agents`` and/or ``tags`` (or ``stages``)
+        fan out, one job per agent, and answer ``POST /fanouts``'s
+        ``{fanout_id, jobs, skipped}``.
         """
-        return trigger_answer(dispatch.trigger_script(current_principal(), data))
+        return trigger_answer(targets.trigger(current_principal(), data))
 
 
 @blp.route("/jobs")

@@ -5,13 +5,17 @@ from orchestrator.models.api_key import ApiKey, Scope
 from orchestrator.models.base import Base, TenantScoped, utcnow
 from orchestrator.models.delivery import Delivery, WebhookSecret
 from orchestrator.models.event import Event
+from orchestrator.models.fanout import Fanout, FanoutStatus, StopReason
 from orchestrator.models.integration import GlobalIntegration, Integration
 from orchestrator.models.job import TERMINAL_STATUSES, Job, JobStatus
+from orchestrator.models.job_step import JobStep, StepStatus
 from orchestrator.models.schedule import Schedule, ScheduleRun
 from orchestrator.models.tenant import EmailCode, RefreshToken, Tenant, User
 
 __all__ = [
-    "Agent", "ApiKey", "Base", "EmailCode", "Event", "Job", "JobStatus", "RefreshToken",
+    "Agent", "ApiKey", "Base", "EmailCode", "Event", "Job", "JobStatus", "JobStep",
+    "RefreshToken", "StepStatus",
     "Scope", "TERMINAL_STATUSES", "Tenant", "TenantScoped", "User", "utcnow",
+    "Fanout", "FanoutStatus", "StopReason",
     "Delivery", "GlobalIntegration", "Integration", "Schedule", "ScheduleRun", "WebhookSecret",
 ]

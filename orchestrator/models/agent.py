@@ -44,3 +44,7 @@ class Agent(TenantScoped, Base):
 
     def script_names(self) -> list[str]:
         return [entry.get("name") for entry in (self.manifest or {}).get("scripts", [])]
+
+    def flow_names(self) -> list[str]:
+        return [entry.get("name") for entry in (self.manifest or {}).get("flows", [])
+                if isinstance(entry, dict)]

@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from orchestrator.ids import new_id
 from orchestrator.models.base import Base, TenantScoped, UTCDateTime, utcnow
+from orchestrator.models.job_step import JobStep
 
 
 class JobStatus(enum.StrEnum):
@@ -36,6 +37,7 @@ class Job(TenantScoped, Base):
         sa.UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency"),
         sa.Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         sa.Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        sa.Index("ix_jobs_fanout_status", "fanout_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True,
@@ -47,9 +49,12 @@ class Job(TenantScoped, Base):
     agent_name: Mapped[str | None] = mapped_column(sa.String(200))
     #: For pool jobs: the tag whose agents share the queue.
     pool: Mapped[str | None] = mapped_column(sa.String(200))
+    #: "script", or "flow": then ``script`` holds the flow's name (shown as ``flow``).
     kind: Mapped[str] = mapped_column(sa.String(16), default="script")
     script: Mapped[str] = mapped_column(sa.String(255))
     params: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    #: A flow job's trigger variables (JSON values); empty for scripts.
+    variables: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     status: Mapped[str] = mapped_column(sa.String(16), default=JobStatus.PENDING.value,
                                         index=True)
     exit_code: Mapped[int | None] = mapped_column(sa.Integer)
@@ -67,14 +72,27 @@ class Job(TenantScoped, Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dispatch_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    fanout_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    fanout_id: Mapped[str | None] = mapped_column(sa.String(32))  # ix_jobs_fanout_status
+    #: Fan-out jobs: the canary stage (0 first) and the release order within the fan-out.
+    fanout_stage: Mapped[int | None] = mapped_column(sa.Integer)
+    fanout_seq: Mapped[int | None] = mapped_column(sa.Integer)
+    #: A fan-out job waiting for its turn (max_concurrency, stages): pending, not queued.
+    held: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     schedule_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
     created_by: Mapped[str | None] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: A flow job's steps in the order they started (loaded when read).
+    steps: Mapped[list[JobStep]] = relationship(
+        order_by="JobStep.seq", viewonly=True, lazy="select")
 
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def flow(self) -> str | None:
+        """The flow's name for a flow job, else None."""
+        return self.script if self.kind == "flow" else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from orchestrator.schemas.job_steps import StepEventSchema
 from orchestrator.schemas.jobs import UTCDateTime
 
 AGENT_NAME = {"validate": validate.Length(1, 128), "metadata": {"example": "prod-server-1"}}
@@ -83,9 +84,12 @@ class PollSchema(ProtocolSchema):
 
 class AssignmentSchema(Schema):
     job_id = fields.String()
-    kind = fields.String()
+    kind = fields.String(metadata={"enum": ["script", "flow"]})
     script = fields.String()
     params = fields.Dict(keys=fields.String(), values=fields.String())
+    flow = fields.String(metadata={"description": "kind flow: the flow's name"})
+    variables = fields.Dict(keys=fields.String(), metadata={
+        "description": "kind flow: the trigger's variables"})
     timeout = fields.Integer()
     lease_expires_at = UTCDateTime()
 
@@ -128,6 +132,8 @@ class ResultSchema(ProtocolSchema):
                                  validate=validate.Range(min=0))
     started_at = UTCDateTime(allow_none=True, load_default=None)
     error = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=10000))
+    events = fields.List(fields.Nested(StepEventSchema), load_default=list, metadata={
+        "description": "Flow jobs: the step events not acknowledged yet (applied first)."})
 
 
 class OkSchema(Schema):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from orchestrator.models import JobStatus
+from orchestrator.schemas.job_steps import JobStepSchema
+from orchestrator.schemas.targets import TargetFieldsSchema, check_target
 
 PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TIMEOUT = 86400
@@ -16,6 +19,7 @@ DEFAULT_TIMEOUT = 300
 MAX_QUEUE_TTL = 30 * 86400
 MAX_PARAMS = 100
 MAX_PARAM_CHARS = 32 * 1024
+MAX_VARIABLES_CHARS = 64 * 1024
 
 
 class UTCDateTime(fields.DateTime):
@@ -48,11 +52,48 @@ def validate_params(params: dict[str, Any]) -> None:
         raise ValidationError(errors)
 
 
-class TriggerSchema(Schema):
-    agent = fields.String(required=True, validate=validate.Length(1, 200),
+def validate_variables(variables: dict[str, Any]) -> None:
+    """Flow variables: names like the flow's own (``${name}``), JSON values, bounded size."""
+    if len(variables) > MAX_PARAMS:
+        raise ValidationError(f"At most {MAX_PARAMS} variables.")
+    bad = [name for name in variables if not PARAM_NAME_RE.match(name)]
+    if bad:
+        raise ValidationError({name: ["Variable names must match [A-Za-z_][A-Za-z0-9_]*."]
+                               for name in bad})
+    if len(json.dumps(variables)) > MAX_VARIABLES_CHARS:
+        raise ValidationError(f"At most {MAX_VARIABLES_CHARS} characters as JSON.")
+
+
+def check_runnable(data: dict[str, Any]) -> None:
+    """Exactly one of ``run_script`` / ``run_flow``; ``variables`` only with a flow."""
+    if bool(data.get("run_script")) == bool(data.get("run_flow")):
+        raise ValidationError("Give exactly one of run_script and run_flow.", "run_script")
+    if data.get("run_script") and data.get("variables"):
+        raise ValidationError("variables are for run_flow; a script takes params.",
+                              "variables")
+    if data.get("run_flow") and data.get("params"):
+        raise ValidationError("params are for run_script; a flow takes variables.", "params")
+
+
+class TriggerSchema(TargetFieldsSchema):
+    """One agent (``agent``), a pool (``pool``), or a fan-out (``agents``/``tags``/``stages``,
+    fields from ``TargetFieldsSchema``)."""
+
+    agent = fields.String(validate=validate.Length(1, 200),
                           metadata={"example": "prod-server-1"})
-    run_script = fields.String(required=True, validate=validate.Length(1, 255),
-                               metadata={"example": "backup.sh"})
+    pool = fields.String(validate=validate.Length(1, 64), metadata={
+        "description": "Instead of `agent`: a tag; the first free online agent carrying it "
+                       "runs the job.", "example": "workers"})
+    run_script = fields.String(validate=validate.Length(1, 255), metadata={
+        "example": "backup.sh", "description": "The script to run (or give `run_flow`)."})
+    run_flow = fields.String(validate=validate.Length(1, 255), metadata={
+        "example": "health", "description": "A flow of the agent's manifest to run instead "
+                                             "of a script."})
+    variables = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
+                            validate=validate_variables, metadata={
+                                "example": {"base_url": "http://api.internal"},
+                                "description": "run_flow only: the flow's variables (JSON "
+                                               "values; they override the flow's env)."})
     params = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
                          load_default=dict, validate=validate_params,
                          metadata={"example": {"target": "s3://my-bucket"},
@@ -71,14 +112,24 @@ class TriggerSchema(Schema):
                                metadata={"description": "Seconds the job may wait for its "
                                                         "agent before it expires."})
 
+    @validates_schema
+    def one_runnable(self, data: dict[str, Any], **_: Any) -> None:
+        check_runnable(data)
+        check_target(data)
+
 
 class JobSummarySchema(Schema):
     """A job without its output (list pages); ``GET /jobs/{job_id}`` has the output."""
 
     job_id = fields.String(attribute="id", metadata={"example": "job_a3f8c9d2"})
     agent = fields.String(attribute="agent_name", allow_none=True)
-    script = fields.String()
+    kind = fields.String(metadata={"enum": ["script", "flow"]})
+    script = fields.String(metadata={"description": "The script's name (a flow job: the "
+                                                    "flow's name, also in `flow`)."})
+    flow = fields.String(allow_none=True, metadata={"description": "Flow jobs: the flow."})
     params = fields.Dict(keys=fields.String(), values=fields.String())
+    variables = fields.Dict(keys=fields.String(), metadata={
+        "description": "Flow jobs: the trigger's variables."})
     status = fields.String(metadata={"enum": [s.value for s in JobStatus]})
     exit_code = fields.Integer(allow_none=True)
     truncated = fields.Dict(keys=fields.String(), values=fields.Boolean())
@@ -93,6 +144,10 @@ class JobSummarySchema(Schema):
     expires_at = UTCDateTime(allow_none=True)
     cancel_requested_at = UTCDateTime(allow_none=True)
     dispatch_count = fields.Integer()
+    fanout_id = fields.String(allow_none=True, metadata={
+        "description": "The fan-out that created the job, if any."})
+    pool = fields.String(allow_none=True, metadata={
+        "description": "Pool jobs: the tag whose agents shared it (`agent` ran it)."})
 
 
 class JobSchema(JobSummarySchema):
@@ -100,12 +155,16 @@ class JobSchema(JobSummarySchema):
 
     stdout = fields.String()
     stderr = fields.String()
+    steps = fields.List(fields.Nested(JobStepSchema), metadata={
+        "description": "Flow jobs: each step as reported so far (in the order they started)."})
 
 
 class JobQueryArgsSchema(Schema):
     agent = fields.String()
     status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]))
     script = fields.String()
+    fanout_id = fields.String(metadata={"description": "Only the jobs of this fan-out."})
+    pool = fields.String(metadata={"description": "Only the jobs of this pool (tag)."})
     since = UTCDateTime(metadata={"description": "created_at >= since (ISO 8601)"})
     until = UTCDateTime(metadata={"description": "created_at < until (ISO 8601)"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))

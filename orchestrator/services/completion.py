@@ -34,3 +34,7 @@ def on_job_finished(job: Job) -> None:
                               "status": job.status, "exit_code": job.exit_code,
                               "schedule_id": job.schedule_id})
     queue_job_webhook(job)
+    if job.fanout_id:
+        from orchestrator.services.fanout_progress import on_fanout_job_finished
+
+        on_fanout_job_finished(job)

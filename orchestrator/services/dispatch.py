@@ -171,6 +171,24 @@ def string_params(params: dict[str, Any]) -> dict[str, str]:
     return {str(name): text(value) for name, value in params.items()}
 
 
+def check_manifest(agent: Agent, data: dict[str, Any]) -> tuple[str, str]:
+    """The job kind and name ``data`` runs (``run_flow`` or ``run_script``); 403
+    ``flow_not_in_manifest`` / ``script_not_in_manifest`` unless ``agent`` lists it."""
+    if data.get("run_flow"):
+        flow = data["run_flow"]
+        if flow not in agent.flow_names():
+            raise Forbidden(f"Flow '{flow}' is not in the manifest of agent '{agent.name}'.",
+                            error_code="flow_not_in_manifest",
+                            details={"flow": flow, "agent": agent.name})
+        return "flow", flow
+    script = data["run_script"]
+    if script not in agent.script_names():
+        raise Forbidden(f"Script '{script}' is not in the manifest of agent '{agent.name}'.",
+                        error_code="script_not_in_manifest",
+                        details={"script": script, "agent": agent.name})
+    return "script", script
+
+
 def trigger_script(principal: Principal, data: dict[str, Any], *,
                    schedule_id: str | None = None) -> TriggerOutcome:
     """Create a job for ``data["agent"]`` and queue it; wait for it when ``async_exec`` is false.
@@ -182,14 +200,11 @@ def trigger_script(principal: Principal, data: dict[str, Any], *,
     if key and (existing := find_by_idempotency_key(key)):
         return TriggerOutcome(existing, created=False)
     agent = agents.get_agent(data["agent"])
-    script = data["run_script"]
-    if script not in agent.script_names():
-        raise Forbidden(f"Script '{script}' is not in the manifest of agent '{agent.name}'.",
-                        error_code="script_not_in_manifest",
-                        details={"script": script, "agent": agent.name})
+    kind, script = check_manifest(agent, data)
     now = utcnow()
     job = Job(
         tenant_id=principal.tenant_id, agent_id=agent.id, agent_name=agent.name, script=script,
+        kind=kind, variables=dict(data.get("variables") or {}),
         params=string_params(data.get("params") or {}), status=JobStatus.PENDING.value,
         timeout=data["timeout"], webhook_url=data.get("webhook_url"), idempotency_key=key,
         created_by=principal.user_id, created_at=now, stdout="", stderr="", truncated={},
@@ -289,6 +304,7 @@ def lease(job_id: str, agent: PollingAgent) -> bool:
         sa.update(Job).where(
             Job.id == job_id, Job.status == JobStatus.PENDING.value,
             Job.lease_expires_at.is_(None), Job.cancel_requested_at.is_(None),
+            Job.held.is_(False),  # a held fan-out job waits for its turn
             sa.or_(Job.expires_at.is_(None), Job.expires_at > now),
             sa.or_(Job.agent_id == agent.id, sa.and_(Job.pool.is_not(None),
                                                      Job.agent_id.is_(None))),
@@ -306,10 +322,16 @@ def assignments(job_ids: list[str]) -> list[dict[str, Any]]:
         return []
     jobs = {job.id: job for job in db.session.execute(
         db.select(Job).where(Job.id.in_(job_ids))).scalars()}
-    return [{"job_id": job.id, "kind": job.kind, "script": job.script,
-             "params": dict(job.params or {}), "timeout": job.timeout,
-             "lease_expires_at": job.lease_expires_at}
-            for job in (jobs[i] for i in job_ids if i in jobs)]
+    return [assignment(jobs[i]) for i in job_ids if i in jobs]
+
+
+def assignment(job: Job) -> dict[str, Any]:
+    """One job as the agent receives it: a script with params, or a flow with variables."""
+    base = {"job_id": job.id, "kind": job.kind, "timeout": job.timeout,
+            "lease_expires_at": job.lease_expires_at}
+    if job.kind == "flow":
+        return {**base, "flow": job.script, "variables": dict(job.variables or {})}
+    return {**base, "script": job.script, "params": dict(job.params or {})}
 
 
 def deregister_agent(name: str) -> None:

@@ -1,7 +1,7 @@
 """Jobs: reading and listing them, cancelling, and recording what agents report.
 
-Agents report through ``start_job``, ``record_output`` and ``record_result``
-(see ``agent/protocol.py``); each checks the job is leased to the calling
+Agents report through ``start_job``, ``record_output``, ``record_events`` (flows)
+and ``record_result`` (see ``agent/protocol.py``); each checks the job is leased to the calling
 agent and changes it with a conditional UPDATE, so a late, repeated or
 foreign report can never overwrite a decided job: the first result wins.
 """
@@ -20,7 +20,7 @@ from orchestrator.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.extensions import db
 from orchestrator.models import Job, JobStatus, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import agents, dispatch, leases
+from orchestrator.services import agents, dispatch, job_steps, leases
 from orchestrator.services.completion import on_job_finished
 
 DEFAULT_PAGE_SIZE = 50
@@ -66,7 +66,8 @@ def list_jobs(args: dict[str, Any]) -> dict[str, Any]:
     """
     query = db.select(Job)
     for field, column in (("agent", Job.agent_name), ("status", Job.status),
-                          ("script", Job.script)):
+                          ("script", Job.script), ("fanout_id", Job.fanout_id),
+                          ("pool", Job.pool)):
         if args.get(field):
             query = query.where(column == args[field])
     if args.get("since"):
@@ -180,13 +181,34 @@ def _append(job: Job, stream: str, offset: int, data: str) -> None:
     setattr(job, stream, text)
 
 
+def record_events(principal: Principal, job_id: str, data: dict[str, Any]) -> dict[str, bool]:
+    """Apply a flow job's step events (idempotent by ``seq``), renew the lease; say whether
+    to cancel. 409 ``job_not_a_flow`` for a script job."""
+    agent, job = _leased_job(principal, job_id, data["agent_name"])
+    if job.is_terminal:
+        return {"cancel": True}  # the hub already decided: stop it
+    if job.kind != "flow":
+        raise Conflict(f"Job {job.id} runs a script, not a flow.", error_code="job_not_a_flow",
+                       details={"job_id": job.id})
+    if job.status == JobStatus.RUNNING.value:
+        job_steps.apply_events(job, data["events"])
+        leases.renew_running_leases(agent, [job.id])
+    cancel = job.cancel_requested_at is not None
+    db.session.commit()
+    return {"cancel": cancel}
+
+
 def record_result(principal: Principal, job_id: str, data: dict[str, Any]) -> dict[str, str]:
     """Record the agent's final result; the first accepted result wins, repeats answer ok."""
     _agent, job = _leased_job(principal, job_id, data["agent_name"])
     if job.is_terminal:
         return {"status": "ok"}
+    if data.get("events") and job.kind == "flow":
+        job_steps.apply_events(job, data["events"])  # the steps not streamed yet
     now = utcnow()
     truncated = {s: bool((data.get("truncated") or {}).get(s)) for s in ("stdout", "stderr")}
+    if (job.truncated or {}).get("steps"):
+        truncated["steps"] = True
     stdout, stderr = data.get("stdout") or "", data.get("stderr") or ""
     for stream, text in (("stdout", stdout), ("stderr", stderr)):
         if len(text) > MAX_OUTPUT_CHARS:

@@ -168,6 +168,7 @@ def reconcile_lost_jobs(now: datetime | None = None) -> int:
     now = now or utcnow()
     conditions = [Job.status == JobStatus.PENDING.value, Job.lease_expires_at.is_(None),
                   Job.cancel_requested_at.is_(None), Job.created_at < now - RECONCILE_GRACE,
+                  Job.held.is_(False),  # held fan-out jobs are queued when released
                   sa.or_(Job.agent_id.is_not(None), Job.pool.is_not(None))]
     restored = 0
     after: tuple[datetime, str] | None = None

@@ -35,7 +35,7 @@ EXTRA_SCRIPTS = {
 def scripts_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "scripts"
     directory.mkdir()
-    for source in SCRIPTS_DIR.iterdir():
+    for source in filter(Path.is_file, SCRIPTS_DIR.iterdir()):  # not scripts/flows/
         (directory / source.name).write_bytes(source.read_bytes())
         (directory / source.name).chmod(0o755)
     for name, text in EXTRA_SCRIPTS.items():

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 19:57:58.846034
+Create Date: 2026-11-22 20:22:39.232975
 
 """
 from alembic import op
@@ -103,6 +103,36 @@ def upgrade():
         batch_op.create_index('ix_events_tenant_created', ['tenant_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_tenant_id'), ['tenant_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_type'), ['type'], unique=False)
+
+    op.create_table('fanouts',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('script', sa.String(length=255), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('timeout', sa.Integer(), nullable=False),
+    sa.Column('webhook_url', sa.String(length=2000), nullable=True),
+    sa.Column('selection', sa.JSON(), nullable=False),
+    sa.Column('stages', sa.JSON(), nullable=False),
+    sa.Column('max_concurrency', sa.String(length=16), nullable=True),
+    sa.Column('max_errors', sa.String(length=16), nullable=True),
+    sa.Column('error_limit', sa.Integer(), nullable=True),
+    sa.Column('skipped', sa.JSON(), nullable=False),
+    sa.Column('total', sa.Integer(), nullable=False),
+    sa.Column('current_stage', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('stop_reason', sa.String(length=32), nullable=True),
+    sa.Column('idempotency_key', sa.String(length=200), nullable=True),
+    sa.Column('created_by', sa.String(length=32), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('completed_at', sa.DateTime(), nullable=True),
+    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_fanouts_tenant_id_tenants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_fanouts')),
+    sa.UniqueConstraint('tenant_id', 'idempotency_key', name='uq_fanouts_tenant_idempotency')
+    )
+    with op.batch_alter_table('fanouts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_fanouts_status'), ['status'], unique=False)
+        batch_op.create_index('ix_fanouts_tenant_created', ['tenant_id', 'created_at', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_fanouts_tenant_id'), ['tenant_id'], unique=False)
 
     op.create_table('integrations',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -227,6 +257,7 @@ def upgrade():
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('script', sa.String(length=255), nullable=False),
     sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('variables', sa.JSON(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('exit_code', sa.Integer(), nullable=True),
     sa.Column('stdout', sa.Text(), nullable=False),
@@ -242,6 +273,9 @@ def upgrade():
     sa.Column('dispatch_count', sa.Integer(), nullable=False),
     sa.Column('cancel_requested_at', sa.DateTime(), nullable=True),
     sa.Column('fanout_id', sa.String(length=32), nullable=True),
+    sa.Column('fanout_stage', sa.Integer(), nullable=True),
+    sa.Column('fanout_seq', sa.Integer(), nullable=True),
+    sa.Column('held', sa.Boolean(), nullable=False),
     sa.Column('schedule_id', sa.String(length=32), nullable=True),
     sa.Column('created_by', sa.String(length=32), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
@@ -256,7 +290,7 @@ def upgrade():
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_jobs_agent_id'), ['agent_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_jobs_fanout_id'), ['fanout_id'], unique=False)
+        batch_op.create_index('ix_jobs_fanout_status', ['fanout_id', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_jobs_schedule_id'), ['schedule_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_jobs_status'), ['status'], unique=False)
         batch_op.create_index('ix_jobs_status_lease', ['status', 'lease_expires_at'], unique=False)
@@ -295,11 +329,43 @@ def upgrade():
         batch_op.create_index('ix_schedule_runs_schedule_fire', ['schedule_id', 'fire_time'], unique=False)
         batch_op.create_index(batch_op.f('ix_schedule_runs_tenant_id'), ['tenant_id'], unique=False)
 
+    op.create_table('job_steps',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('job_id', sa.String(length=32), nullable=False),
+    sa.Column('step_id', sa.String(length=500), nullable=False),
+    sa.Column('parent', sa.String(length=500), nullable=True),
+    sa.Column('name', sa.String(length=500), nullable=True),
+    sa.Column('action', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('started_at', sa.DateTime(), nullable=True),
+    sa.Column('duration_ms', sa.Integer(), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=True),
+    sa.Column('assertions', sa.JSON(), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('outputs', sa.JSON(), nullable=False),
+    sa.Column('reason', sa.String(length=500), nullable=True),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('last_seq', sa.Integer(), nullable=False),
+    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_job_steps_job_id_jobs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_job_steps_tenant_id_tenants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_job_steps')),
+    sa.UniqueConstraint('job_id', 'step_id', name='uq_job_steps_job_step')
+    )
+    with op.batch_alter_table('job_steps', schema=None) as batch_op:
+        batch_op.create_index('ix_job_steps_job_seq', ['job_id', 'seq'], unique=False)
+        batch_op.create_index(batch_op.f('ix_job_steps_tenant_id'), ['tenant_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('job_steps', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_job_steps_tenant_id'))
+        batch_op.drop_index('ix_job_steps_job_seq')
+
+    op.drop_table('job_steps')
     with op.batch_alter_table('schedule_runs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_schedule_runs_tenant_id'))
         batch_op.drop_index('ix_schedule_runs_schedule_fire')
@@ -316,7 +382,7 @@ def downgrade():
         batch_op.drop_index('ix_jobs_status_lease')
         batch_op.drop_index(batch_op.f('ix_jobs_status'))
         batch_op.drop_index(batch_op.f('ix_jobs_schedule_id'))
-        batch_op.drop_index(batch_op.f('ix_jobs_fanout_id'))
+        batch_op.drop_index('ix_jobs_fanout_status')
         batch_op.drop_index(batch_op.f('ix_jobs_agent_id'))
 
     op.drop_table('jobs')
@@ -346,6 +412,12 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_integrations_tenant_id'))
 
     op.drop_table('integrations')
+    with op.batch_alter_table('fanouts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_fanouts_tenant_id'))
+        batch_op.drop_index('ix_fanouts_tenant_created')
+        batch_op.drop_index(batch_op.f('ix_fanouts_status'))
+
+    op.drop_table('fanouts')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_events_type'))
         batch_op.drop_index(batch_op.f('ix_events_tenant_id'))
