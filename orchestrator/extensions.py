@@ -80,9 +80,15 @@ def init_extensions(app: Flask) -> None:
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    """WAL and a busy timeout let the hub, workers and agents share one SQLite file."""
+    """WAL and a busy timeout let the hub, workers and agents share one SQLite file.
+
+    ``synchronous=NORMAL`` is safe from corruption under WAL and skips an fsync
+    per commit (1.5 ms here, five commits a job, blocking a gevent worker); a
+    power cut may lose the last commits. Production runs on PostgreSQL.
+    """
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -31,8 +31,12 @@ class Schedule(TenantScoped, Base):
     agents: Mapped[list[str] | None] = mapped_column(sa.JSON)
     tags: Mapped[list[str] | None] = mapped_column(sa.JSON)
     pool: Mapped[str | None] = mapped_column(sa.String(200))
+    #: "script" (``script`` names a manifest script) or "flow" (``script`` names a flow).
+    kind: Mapped[str] = mapped_column(sa.String(16), default="script")
     script: Mapped[str] = mapped_column(sa.String(255))
     params: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    #: Trigger variables of a flow schedule.
+    variables: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     webhook_url: Mapped[str | None] = mapped_column(sa.String(2000))
     timeout: Mapped[int | None] = mapped_column(sa.Integer)
     cron_expression: Mapped[str] = mapped_column(sa.String(200))
@@ -50,6 +54,11 @@ class Schedule(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+
+    @property
+    def run_flow(self) -> str | None:
+        """The flow this schedule runs (None for a script schedule)."""
+        return self.script if self.kind == "flow" else None
 
 class ScheduleRun(TenantScoped, Base):
     """What happened at one fire time: jobs created, skipped (overlap), missed, failed."""

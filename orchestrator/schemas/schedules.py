@@ -23,6 +23,10 @@ class ScheduleFieldsSchema(Schema):
                        metadata={"description": "Every online agent having all these tags."})
     pool = fields.String(allow_none=True, validate=NAME)
     script = fields.String(validate=validate.Length(1, 255), metadata={"example": "backup.sh"})
+    run_flow = fields.String(validate=validate.Length(1, 255), metadata={
+        "description": "A whitelisted flow to run instead of a script."})
+    variables = fields.Dict(keys=fields.String(), allow_none=True,
+                            metadata={"description": "Trigger variables for run_flow."})
     cron_expression = fields.String(validate=validate.Length(1, 200), metadata={
         "example": "0 2 * * *",
         "description": "5 fields: minute hour day-of-month month day-of-week."})
@@ -44,8 +48,8 @@ class ScheduleFieldsSchema(Schema):
 
 
 class ScheduleCreateSchema(ScheduleFieldsSchema):
-    script = fields.String(required=True, validate=validate.Length(1, 255),
-                           metadata={"example": "backup.sh"})
+    """``script`` or ``run_flow`` (exactly one) and ``cron_expression`` are required."""
+
     cron_expression = fields.String(required=True, validate=validate.Length(1, 200),
                                     metadata={"example": "0 2 * * *"})
 
@@ -61,7 +65,10 @@ class ScheduleSchema(Schema):
     agents = fields.List(fields.String(), allow_none=True)
     tags = fields.List(fields.String(), allow_none=True)
     pool = fields.String(allow_none=True)
+    kind = fields.String(metadata={"description": "script or flow"})
     script = fields.String()
+    run_flow = fields.String(allow_none=True)
+    variables = fields.Dict(allow_none=True)
     cron_expression = fields.String()
     timezone = fields.String()
     next_fire = UTCDateTime(allow_none=True, metadata={"example": "2026-03-11T02:00:00Z"})

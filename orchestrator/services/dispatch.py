@@ -21,6 +21,7 @@ With SQLite, no Redis call is ever made inside an open write transaction.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ FINISHED_KEY = "scriptmesh:job-finished:{job_id}"
 FINISHED_KEY_TTL = 600
 #: Below this many seconds left, a poll stops blocking and only looks.
 MIN_BLOCK_SECONDS = 0.01
+#: Idle polls end after (1 - POLL_JITTER .. 1) x their wait.
+POLL_JITTER = 0.2
 MAX_POLL_JOBS = 100
 
 
@@ -211,17 +214,27 @@ def trigger_script(principal: Principal, data: dict[str, Any], *,
         expires_at=now + timedelta(seconds=data["queue_ttl"]) if data.get("queue_ttl") else None,
         schedule_id=schedule_id,
     )
+    return submit(job, wait=not data.get("async_exec", True))
+
+
+def submit(job: Job, *, wait: bool = False) -> TriggerOutcome:
+    """Store a new job and queue it; with ``wait``, block until it ends (bounded by its timeout).
+
+    A concurrent request that stored the same idempotency key first wins: its
+    job is returned instead.
+    """
     db.session.add(job)
     try:
         db.session.commit()
     except sa.exc.IntegrityError:
         db.session.rollback()
+        key = job.idempotency_key
         existing = find_by_idempotency_key(key) if key else None
         if existing is None:
             raise
         return TriggerOutcome(existing, created=False)
     enqueue(job)
-    if data.get("async_exec", True):
+    if not wait:
         return TriggerOutcome(job, created=True)
     return TriggerOutcome(wait_for_finish(job.id, job.timeout), created=True, waited=True)
 
@@ -258,9 +271,7 @@ def poll(principal: Principal, agent_name: str, max_jobs: int,
     polling = PollingAgent(agent.id, agent.name, agent.tenant_id, agent_queue_names(agent))
     db.session.commit()
     db.session.remove()  # hold no DB connection while blocked in Redis
-    cap = float(current_app.config["POLL_WAIT"])
-    wait = cap if wait is None else min(max(wait, 0.0), cap)
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + poll_wait(wait, float(current_app.config["POLL_WAIT"]))
     leased: list[str] = []
     while not leased:
         remaining = deadline - time.monotonic()
@@ -277,6 +288,16 @@ def poll(principal: Principal, agent_name: str, max_jobs: int,
         if lease(job_id, polling):
             leased.append(job_id)
     return {"jobs": assignments(leased)}
+
+
+def poll_wait(asked: float | None, cap: float) -> float:
+    """How long an idle poll blocks: what the agent asked, capped, less up to 20 % jitter.
+
+    The jitter spreads re-arming polls: agents that started together (after a
+    hub restart, say) would otherwise all come back in the same instant.
+    """
+    wait = cap if asked is None else min(max(asked, 0.0), cap)
+    return wait * random.uniform(1 - POLL_JITTER, 1.0)
 
 
 def pop_job_id(queue_names: Iterable[str], timeout: float | None) -> str | None:

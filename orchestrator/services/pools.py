@@ -11,8 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
 from orchestrator.errors import ValidationFailed
 from orchestrator.extensions import db
 from orchestrator.models import Agent, Job, JobStatus, utcnow
@@ -38,7 +36,8 @@ def check_pool(tag: str, script: str, kind: str = "script") -> None:
             details={"pool": tag, "script": script, "agents": [a.name for a in members]})
 
 
-def trigger_pool(principal: Principal, data: dict[str, Any]) -> dispatch.TriggerOutcome:
+def trigger_pool(principal: Principal, data: dict[str, Any], *,
+                 schedule_id: str | None = None) -> dispatch.TriggerOutcome:
     """Create one job for the pool ``data["pool"]`` and queue it on the pool's queue.
 
     Like ``dispatch.trigger_script``: idempotency keys, ``queue_ttl`` and
@@ -59,18 +58,6 @@ def trigger_pool(principal: Principal, data: dict[str, Any]) -> dispatch.Trigger
         webhook_url=data.get("webhook_url"), idempotency_key=key,
         created_by=principal.user_id, created_at=now, stdout="", stderr="", truncated={},
         expires_at=now + timedelta(seconds=data["queue_ttl"]) if data.get("queue_ttl") else None,
+        schedule_id=schedule_id,
     )
-    db.session.add(job)
-    try:
-        db.session.commit()
-    except sa.exc.IntegrityError:
-        db.session.rollback()
-        existing = dispatch.find_by_idempotency_key(key) if key else None
-        if existing is None:
-            raise
-        return dispatch.TriggerOutcome(existing, created=False)
-    dispatch.enqueue(job)
-    if data.get("async_exec", True):
-        return dispatch.TriggerOutcome(job, created=True)
-    return dispatch.TriggerOutcome(dispatch.wait_for_finish(job.id, job.timeout), created=True,
-                                   waited=True)
+    return dispatch.submit(job, wait=not data.get("async_exec", True))

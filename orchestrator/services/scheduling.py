@@ -30,7 +30,7 @@ from orchestrator.errors import NotFound, ScriptMeshError, ValidationFailed
 from orchestrator.extensions import db
 from orchestrator.models import Job, JobStatus, Schedule, ScheduleRun, Scope, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import agents, dispatch, outbound
+from orchestrator.services import agents, dispatch, outbound, pools
 from orchestrator.services.cron import CronError, CronSchedule, parse_cron
 from orchestrator.services.events import record_event
 from orchestrator.tenancy import current_tenant_id
@@ -65,8 +65,6 @@ def _validate(schedule: Schedule) -> CronSchedule:
     targets = [name for name in TARGET_FIELDS if getattr(schedule, name)]
     if len(targets) != 1:
         raise _invalid("agent", "give exactly one target: agent, agents, tags or pool")
-    if schedule.pool:
-        raise _invalid("pool", "pool targets are not available yet; use agent, agents or tags")
     for name in [schedule.agent] if schedule.agent else (schedule.agents or []):
         if agents.find_agent(name) is None:
             raise _invalid("agent" if schedule.agent else "agents",
@@ -93,7 +91,14 @@ def create_schedule(principal: Principal, data: dict[str, Any]) -> Schedule:
 
 
 def _apply(schedule: Schedule, data: dict[str, Any]) -> None:
-    """Copy request fields; naming any target replaces the whole target."""
+    """Copy request fields; naming any target (or what to run) replaces the whole of it."""
+    data = dict(data)
+    if "script" in data and "run_flow" in data:
+        raise _invalid("run_flow", "give either script or run_flow, not both")
+    if "run_flow" in data:
+        schedule.kind, data["script"] = "flow", data.pop("run_flow")
+    elif "script" in data:
+        schedule.kind, schedule.variables = "script", None
     if any(name in data for name in TARGET_FIELDS):
         for name in TARGET_FIELDS:
             setattr(schedule, name, data.get(name) or None)
@@ -101,6 +106,10 @@ def _apply(schedule: Schedule, data: dict[str, Any]) -> None:
         if name in TARGET_FIELDS or (value is None and name not in NULLABLE_FIELDS):
             continue
         setattr(schedule, name, value)
+    if not schedule.script:
+        raise _invalid("script", "give the script (or run_flow) to run")
+    if schedule.kind != "flow" and schedule.variables:
+        raise _invalid("variables", "variables go with run_flow; scripts take params")
 
 
 def list_schedules(limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
@@ -319,15 +328,16 @@ def start_run(schedule: Schedule, fire_time: datetime, outcome: str, *,
     skipped = 0
     with acting_for_tenant(schedule.tenant_id):
         for agent_name in target_agents(schedule, notes):
+            where = agent_name or f"pool {schedule.pool}"
             if (check_overlap and schedule.overlap_policy == "skip"
-                    and _previous_job_open(schedule.id, agent_name)):
-                notes.append(f"{agent_name}: skipped, the previous job is still running")
+                    and _previous_job_open(schedule, agent_name)):
+                notes.append(f"{where}: skipped, the previous job is still running")
                 skipped += 1
                 continue
             try:
                 created.append(_start_job(schedule, agent_name, fire_time, idempotent))
             except ScriptMeshError as exc:
-                notes.append(f"{agent_name}: {exc.description}")
+                notes.append(f"{where}: {exc.description}")
     if not created:
         outcome = "skipped" if skipped and skipped == len(notes) else "failed"
     run = ScheduleRun(tenant_id=schedule.tenant_id, schedule_id=schedule.id,
@@ -337,8 +347,13 @@ def start_run(schedule: Schedule, fire_time: datetime, outcome: str, *,
     return run
 
 
-def target_agents(schedule: Schedule, notes: list[str]) -> list[str]:
-    """The agent names a fire time targets (tags: the online agents having all of them)."""
+def target_agents(schedule: Schedule, notes: list[str]) -> list[str | None]:
+    """The agent names a fire time targets (tags: the online agents having all of them).
+
+    A pool schedule has one target, ``None``: its job goes to the pool's queue.
+    """
+    if schedule.pool:
+        return [None]
     if schedule.agent:
         return [schedule.agent]
     if schedule.agents:
@@ -351,26 +366,30 @@ def target_agents(schedule: Schedule, notes: list[str]) -> list[str]:
     return online
 
 
-def _previous_job_open(schedule_id: str, agent_name: str) -> bool:
+def _previous_job_open(schedule: Schedule, agent_name: str | None) -> bool:
+    target = Job.pool == schedule.pool if agent_name is None else Job.agent_name == agent_name
     return db.session.execute(
-        db.select(Job.id).where(Job.schedule_id == schedule_id, Job.agent_name == agent_name,
+        db.select(Job.id).where(Job.schedule_id == schedule.id, target,
                                 Job.status.in_(OPEN_STATUSES)).limit(1)
     ).first() is not None
 
 
-def _start_job(schedule: Schedule, agent_name: str, fire_time: datetime,
+def _start_job(schedule: Schedule, agent_name: str | None, fire_time: datetime,
                idempotent: bool) -> str:
     """Create one job through the dispatch layer (which validates agent and manifest)."""
     principal = Principal(tenant_id=schedule.tenant_id,
                           user_id=schedule.created_by or "scheduler", scope=Scope.OPERATOR)
-    key = (f"schedule:{schedule.id}:{fire_time:%Y%m%dT%H%M%SZ}:{agent_name}"[:200]
+    target = {"agent": agent_name} if agent_name else {"pool": schedule.pool}
+    key = (f"schedule:{schedule.id}:{fire_time:%Y%m%dT%H%M%SZ}:{agent_name or 'pool'}"[:200]
            if idempotent else None)
-    data = {"agent": agent_name, "run_script": schedule.script,
-            "params": dict(schedule.params or {}), "async_exec": True,
+    work = ({"run_flow": schedule.script, "variables": dict(schedule.variables or {})}
+            if schedule.kind == "flow" else
+            {"run_script": schedule.script, "params": dict(schedule.params or {})})
+    data = {**target, **work, "async_exec": True,
             "timeout": schedule.timeout or DEFAULT_JOB_TIMEOUT,
             "webhook_url": schedule.webhook_url, "idempotency_key": key}
-    outcome = dispatch.trigger_script(principal, data, schedule_id=schedule.id)
-    return outcome.job.id
+    trigger = dispatch.trigger_script if agent_name else pools.trigger_pool
+    return trigger(principal, data, schedule_id=schedule.id).job.id
 
 
 @contextmanager

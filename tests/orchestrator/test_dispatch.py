@@ -136,7 +136,14 @@ def test_poll_wait_is_capped_by_config_and_holds_no_db_connection(
         assert db.engine.pool.checkedout() == 0, "a blocked poll must hold no DB connection"
     poller.join(10)
     assert got["jobs"] == []
-    assert 1.4 < got["seconds"] < 4
+    assert (1 - dispatch.POLL_JITTER) * 1.5 - 0.1 < got["seconds"] < 4
+
+
+def test_idle_poll_waits_are_jittered_below_the_cap() -> None:
+    waits = [dispatch.poll_wait(30, 25.0) for _ in range(200)]
+    assert all((1 - dispatch.POLL_JITTER) * 25 <= w <= 25 for w in waits)
+    assert max(waits) - min(waits) > 1, "re-arming polls must be spread out"
+    assert dispatch.poll_wait(None, 10.0) <= 10 and dispatch.poll_wait(-5, 10.0) == 0
 
 
 def test_poll_returns_up_to_max_jobs(ws: Workspace) -> None:

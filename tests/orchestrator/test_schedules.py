@@ -262,3 +262,53 @@ def test_firing_uses_the_schedules_own_tenant(app: Flask, ws: Workspace, client:
         set_next_fire(app, create(space)["id"], due)
     assert fire(app, due) == {"fired": 2}
     assert len(mine.poll_jobs()) == 1 and len(theirs.poll_jobs()) == 1
+
+
+def post_schedule(ws: Workspace, **body: Any) -> Any:
+    return ws.client.post("/schedules", json={"cron_expression": "0 2 * * *", **body},
+                          headers=ws.headers)
+
+
+def test_a_flow_schedule_fires_a_flow_job(app: Flask, ws: Workspace) -> None:
+    sim = ws.agent(register=False)
+    flows = {"scripts": [], "flows": [{"name": "health", "description": "checks"}]}
+    assert sim.register(manifest=flows).status_code == 200
+    response = post_schedule(ws, agent="agent-1", run_flow="health",
+                             variables={"base_url": "http://svc"})
+    assert response.status_code == 201, response.json
+    schedule = response.json
+    assert (schedule["kind"], schedule["run_flow"]) == ("flow", "health")
+    due = datetime(2026, 3, 10, 2, tzinfo=UTC)
+    set_next_fire(app, schedule["id"], due)
+
+    assert fire(app, due) == {"fired": 1}
+    (job,) = sim.poll_jobs()
+    assert (job["kind"], job["flow"], job["variables"]) == ("flow", "health",
+                                                             {"base_url": "http://svc"})
+
+
+def test_a_pool_schedule_queues_one_job_that_one_member_takes(app: Flask, ws: Workspace) -> None:
+    first, second = ws.agent("web-1"), ws.agent("web-2")
+    response = post_schedule(ws, pool="test", script="hello.sh")
+    assert response.status_code == 201, response.json
+    due = datetime(2026, 3, 10, 2, tzinfo=UTC)
+    set_next_fire(app, response.json["id"], due)
+
+    assert fire(app, due) == {"fired": 1}
+    taken = first.poll_jobs() + second.poll_jobs()
+    assert len(taken) == 1 and taken[0]["script"] == "hello.sh"
+    (run,) = runs(ws, response.json["id"])
+    assert run["outcome"] == "fired" and len(run["jobs"]) == 1
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"script": "backup.sh", "run_flow": "health"}, "run_flow"),
+    ({"script": "backup.sh", "variables": {"a": 1}}, "variables"),
+    ({}, "script"),
+])
+def test_what_to_run_is_exactly_one_of_script_or_run_flow(ws: Workspace, body: dict[str, Any],
+                                                           field: str) -> None:
+    ws.agent()
+    response = post_schedule(ws, agent="agent-1", **body)
+    assert response.status_code == 422, response.json
+    assert field in str(response.json["error"]), response.json

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 20:22:39.232975
+Create Date: 2026-11-22 20:46:09.495953
 
 """
 from alembic import op
@@ -161,8 +161,10 @@ def upgrade():
     sa.Column('agents', sa.JSON(), nullable=True),
     sa.Column('tags', sa.JSON(), nullable=True),
     sa.Column('pool', sa.String(length=200), nullable=True),
+    sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('script', sa.String(length=255), nullable=False),
     sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('variables', sa.JSON(), nullable=True),
     sa.Column('webhook_url', sa.String(length=2000), nullable=True),
     sa.Column('timeout', sa.Integer(), nullable=True),
     sa.Column('cron_expression', sa.String(length=200), nullable=False),
