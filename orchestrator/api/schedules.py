@@ -44,7 +44,8 @@ class ScheduleList(MethodView):
 
         ``cron_expression`` has 5 fields (minute hour day-of-month month
         day-of-week) evaluated in ``timezone`` (default UTC). Give one target:
-        ``agent``, ``agents`` or ``tags``. When a job it creates ends, its
+        ``agent``, ``agents``, ``tags`` or ``pool``, and what to run: ``script``
+        (+ ``params``) or ``run_flow`` (+ ``variables``). When a job it creates ends, its
         ``webhook_url`` receives the full job result, signed.
         """
         return scheduling.create_schedule(current_principal(), data)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from orchestrator.schemas.jobs import MAX_TIMEOUT, UTCDateTime, validate_params
+from orchestrator.schemas.jobs import (
+    MAX_TIMEOUT,
+    UTCDateTime,
+    validate_params,
+    validate_variables,
+)
 
 OVERLAP_POLICIES = ("skip", "allow")
 NAME = validate.Length(1, 200)
@@ -25,7 +30,7 @@ class ScheduleFieldsSchema(Schema):
     script = fields.String(validate=validate.Length(1, 255), metadata={"example": "backup.sh"})
     run_flow = fields.String(validate=validate.Length(1, 255), metadata={
         "description": "A whitelisted flow to run instead of a script."})
-    variables = fields.Dict(keys=fields.String(), allow_none=True,
+    variables = fields.Dict(keys=fields.String(), allow_none=True, validate=validate_variables,
                             metadata={"description": "Trigger variables for run_flow."})
     cron_expression = fields.String(validate=validate.Length(1, 200), metadata={
         "example": "0 2 * * *",

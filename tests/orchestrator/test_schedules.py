@@ -312,3 +312,11 @@ def test_what_to_run_is_exactly_one_of_script_or_run_flow(ws: Workspace, body: d
     response = post_schedule(ws, agent="agent-1", **body)
     assert response.status_code == 422, response.json
     assert field in str(response.json["error"]), response.json
+
+
+def test_flow_schedule_variables_are_validated_like_trigger_variables(ws: Workspace) -> None:
+    ws.agent()
+    response = post_schedule(ws, agent="agent-1", run_flow="health",
+                             variables={"not a name!": 1})
+    assert response.status_code == 422, response.json
+    assert "variables" in response.json["error"]["details"]["fields"]
