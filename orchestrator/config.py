@@ -28,6 +28,13 @@ DEFAULT_WEBHOOK_TIMEOUT = 10.0
 #: Seconds before each webhook/notification retry: 5 attempts over ~31 minutes.
 DEFAULT_WEBHOOK_RETRY_DELAYS = "15,60,300,1500"
 DEFAULT_NOTIFY_FALLBACK_EVENTS = "job.failed,job.timeout,agent.offline,schedule.missed"
+#: Database connections per hub process: kept open, extra under load, seconds to wait for one.
+#: A gevent worker serves thousands of requests but a request holds a connection only while
+#: it talks to the database (never while a long-poll waits), so a few per process suffice;
+#: workers x (size + overflow) must stay below PostgreSQL's max_connections (100).
+DEFAULT_DATABASE_POOL_SIZE = 5
+DEFAULT_DATABASE_MAX_OVERFLOW = 10
+DEFAULT_DATABASE_POOL_TIMEOUT = 30.0
 MIN_SECRET_LENGTH = 32
 
 def env_bool(raw: str) -> bool:
@@ -45,6 +52,9 @@ ENV_SETTINGS: tuple[tuple[str, str, type], ...] = (
     ("SCRIPTMESH_ENV", "SCRIPTMESH_ENV", str),
     ("DATA_DIR", "SCRIPTMESH_DATA_DIR", str),
     ("SQLALCHEMY_DATABASE_URI", "DATABASE_URL", str),
+    ("DATABASE_POOL_SIZE", "DATABASE_POOL_SIZE", int),
+    ("DATABASE_MAX_OVERFLOW", "DATABASE_MAX_OVERFLOW", int),
+    ("DATABASE_POOL_TIMEOUT", "DATABASE_POOL_TIMEOUT", float),
     ("REDIS_URL", "REDIS_URL", str),
     ("SECRET_KEY", "SECRET_KEY", str),
     ("JWT_SECRET_KEY", "JWT_SECRET", str),
@@ -83,6 +93,9 @@ def default_settings() -> dict[str, Any]:
         "SCRIPTMESH_ENV": "development",
         "DATA_DIR": DEFAULT_DATA_DIR,
         "SQLALCHEMY_DATABASE_URI": None,
+        "DATABASE_POOL_SIZE": DEFAULT_DATABASE_POOL_SIZE,
+        "DATABASE_MAX_OVERFLOW": DEFAULT_DATABASE_MAX_OVERFLOW,
+        "DATABASE_POOL_TIMEOUT": DEFAULT_DATABASE_POOL_TIMEOUT,
         "REDIS_URL": None,
         "MAIL_SMTP_URL": None,
         "MAIL_FROM": "ScriptMesh <no-reply@scriptmesh.local>",

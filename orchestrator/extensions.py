@@ -66,6 +66,7 @@ def init_extensions(app: Flask) -> None:
     from orchestrator.api import api
 
     redis_store.init_app(app)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config))
     db.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():
@@ -77,6 +78,20 @@ def init_extensions(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "scriptmesh-rl")
     limiter.init_app(app)
     api.init_app(app)
+
+
+def engine_options(config: Any) -> dict[str, Any]:
+    """The connection pool's size, overflow and timeout (``DATABASE_POOL_*``).
+
+    An in-memory SQLite database has a single shared connection and no pool to size.
+    """
+    url = str(config["SQLALCHEMY_DATABASE_URI"])
+    if url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") == "sqlite:"):
+        return {}
+    options = {"pool_size": config.get("DATABASE_POOL_SIZE"),
+               "max_overflow": config.get("DATABASE_MAX_OVERFLOW"),
+               "pool_timeout": config.get("DATABASE_POOL_TIMEOUT")}
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

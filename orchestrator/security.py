@@ -12,10 +12,11 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import jwt as pyjwt
+import redis
 from flask import current_app, g, request
 from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
@@ -26,6 +27,7 @@ from orchestrator.models import ApiKey, Scope, User, utcnow
 
 API_KEY_PREFIX = "sm_live_"
 REVOKED_JTI_KEY = "scriptmesh:revoked-jti:{jti}"
+LAST_USED_KEY = "scriptmesh:api-key-used:{key_id}"
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 #: Which scopes each principal scope satisfies.
@@ -94,14 +96,30 @@ def _principal_from_api_key(raw_key: str) -> Principal:
     if key.expires_at is not None and key.expires_at <= now:
         raise TokenExpired("This API key has expired.", error_code="api_key_expired")
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        key.last_used_at = now
-        db.session.commit()
+        record_key_use(key, now)
     user = db.session.get(User, key.user_id)
     return Principal(
         tenant_id=key.tenant_id, user_id=key.user_id, scope=Scope(key.scope),
         is_admin=bool(user and user.is_admin and key.scope == Scope.ADMIN.value),
         api_key_id=key.id, agent_name=key.agent_name,
     )
+
+
+def record_key_use(key: ApiKey, now: datetime) -> None:
+    """Stamp ``last_used_at`` at most once per ``LAST_USED_RESOLUTION`` across all replicas.
+
+    A fleet of agents sharing one key would otherwise all race to update the
+    same row when the stamp goes stale; a Redis SET NX lets exactly one write.
+    """
+    seconds = int(LAST_USED_RESOLUTION.total_seconds())
+    try:
+        won = redis_store.connection.set(LAST_USED_KEY.format(key_id=key.id), b"1",
+                                         nx=True, ex=seconds)
+    except redis.RedisError:
+        return  # a bookkeeping stamp never fails the request
+    if won:
+        key.last_used_at = now
+        db.session.commit()
 
 
 def decode_access_token(token: str) -> dict[str, Any]:

@@ -152,7 +152,10 @@ def queue_depths(queue_names: Iterable[str]) -> list[int]:
 
 
 def notify_finished(job_ids: Iterable[str]) -> None:
-    """Wake synchronous triggers waiting for these jobs (call after the commit)."""
+    """Wake synchronous triggers waiting for these jobs, then complete the fan-outs they
+    ended (call after the commit that made them terminal; every finisher does)."""
+    from orchestrator.services.fanout_progress import settle_finished_fanouts
+
     pipe = redis_store.connection.pipeline(transaction=False)
     for job_id in job_ids:
         key = FINISHED_KEY.format(job_id=job_id)
@@ -162,6 +165,7 @@ def notify_finished(job_ids: Iterable[str]) -> None:
         pipe.execute()
     except redis.RedisError as exc:
         log.warning("finished jobs not announced: %s", type(exc).__name__)
+    settle_finished_fanouts()
 
 
 def string_params(params: dict[str, Any]) -> dict[str, str]:

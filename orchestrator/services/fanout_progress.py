@@ -1,11 +1,22 @@
 """A fan-out's progress: releasing held jobs, stopping on errors or a failed canary, finishing.
 
 ``on_fanout_job_finished`` runs in the transaction that makes one of the
-fan-out's jobs terminal (``completion.on_job_finished``). It locks the fan-out
-row (``SELECT ... FOR UPDATE``; SQLite serialises writers anyway), so however
-many hub replicas and workers finish jobs at once, each decision is taken by
-one of them against committed counts: a window slot is filled once, the
-error limit trips once, and ``fanout.completed`` is recorded once.
+fan-out's jobs terminal (``completion.on_job_finished``). Only a fan-out with
+rules (a window, an error limit, canary stages, a stop) needs a decision per
+job: for those it locks the fan-out row (``SELECT ... FOR UPDATE``; SQLite
+serialises writers anyway) as the transaction's last step, so however many
+hub replicas and workers finish jobs at once, each decision is taken by one of
+them against committed counts: a window slot is filled once, the error limit
+trips once.
+
+Completion never needs that lock on the hot path. Every finishing transaction
+parks its fan-out id; once it has committed, ``settle_finished_fanouts`` (run
+by ``dispatch.notify_finished``, which every finisher calls after its commit)
+looks in a new transaction for an open job and, only when there is none, takes
+the lock, checks again and records ``fanout.completed`` (once). Whichever of
+two concurrent last finishers commits second sees both commits, so a fan-out
+is always completed; a 1,000-agent fan-out no longer queues 1,000 result
+transactions (and their pooled connections) behind one row lock.
 
 While holding the fan-out lock, jobs are only taken with ``SKIP LOCKED``: a
 job locked by someone else is being finished (or started) by them, and
@@ -21,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from orchestrator.errors import NotFound
 from orchestrator.extensions import db
@@ -41,6 +54,9 @@ OPEN_STATUSES = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
 ERROR_STATUSES = (JobStatus.FAILED.value, JobStatus.TIMEOUT.value, JobStatus.EXPIRED.value)
 #: Session flag: fan-outs whose jobs this transaction is finishing itself.
 BULK_KEY = "scriptmesh.fanout_bulk"
+#: Session info: fan-outs this transaction finished jobs of / whose finishers committed.
+SETTLE_KEY = "scriptmesh.fanout_settle"
+SETTLE_READY_KEY = "scriptmesh.fanout_settle_ready"
 
 
 @dataclass(frozen=True)
@@ -91,19 +107,82 @@ def finishing_in_bulk(fanout_id: str) -> Iterator[None]:
 
 
 def on_fanout_job_finished(job: Job) -> None:
-    """A job of a fan-out ended: fill the window, stop if needed, finish the fan-out."""
+    """A job of a fan-out ended: fill the window, stop if needed; completion is checked
+    once this transaction has committed (``settle_finished_fanouts``).
+
+    Call it as the last step before the commit: for a fan-out with rules it
+    locks the fan-out row until then.
+    """
     if job.fanout_id in db.session().info.get(BULK_KEY, ()):
         return
-    fanout = lock_fanout(job.fanout_id)
+    fanout = db.session.get(Fanout, job.fanout_id)
     if fanout is None or fanout.done:
         return
+    settle_after_commit(fanout.id)
     if not has_rules(fanout):
-        if not open_jobs_left(fanout.id):
-            complete(fanout, Tally.load(fanout.id))
+        return
+    fanout = lock_fanout(fanout.id)
+    if fanout is None or fanout.done:
         return
     if job.status != JobStatus.SUCCESS.value:
         stop_later_stages(fanout, job.fanout_stage or 0)
     advance(fanout)
+
+
+def settle_after_commit(fanout_id: str) -> None:
+    """Have ``settle_finished_fanouts`` check ``fanout_id`` once this transaction commits."""
+    db.session().info.setdefault(SETTLE_KEY, set()).add(fanout_id)
+
+
+def settle_finished_fanouts() -> list[str]:
+    """After a commit: complete the committed finishers' fan-outs that have no open job left.
+
+    Each check is a transaction of its own; returns the ids it completed.
+    """
+    ready = db.session().info.pop(SETTLE_READY_KEY, None)
+    return [fanout_id for fanout_id in sorted(ready or ()) if complete_if_finished(fanout_id)]
+
+
+def complete_if_finished(fanout_id: str) -> bool:
+    """Complete the fan-out if none of its jobs is open (commits; locks only in that case).
+
+    The probe runs without a lock; the lock is taken only when it found no open
+    job, and the probe is repeated under it, so the completion is recorded once.
+    """
+    if open_jobs_left(fanout_id):
+        db.session.commit()
+        return False
+    fanout = lock_fanout(fanout_id)
+    if fanout is None or fanout.done or open_jobs_left(fanout_id):
+        db.session.commit()
+        return False
+    complete(fanout, Tally.load(fanout_id))
+    db.session.commit()
+    return True
+
+
+def complete_finished_fanouts() -> int:
+    """Upkeep: complete running fan-outs whose last finisher never settled them (a crash
+    between its commit and the check). Returns how many were completed."""
+    open_job = sa.select(Job.id).where(Job.fanout_id == Fanout.id,
+                                       Job.status.in_(OPEN_STATUSES)).exists()
+    finished = db.session.execute(
+        sa.select(Fanout.id).where(Fanout.status == FanoutStatus.RUNNING.value, ~open_job)
+    ).scalars().all()
+    db.session.commit()
+    return sum(complete_if_finished(fanout_id) for fanout_id in finished)
+
+
+@event.listens_for(Session, "after_commit")
+def _ready_to_settle(session: Session) -> None:
+    parked = session.info.pop(SETTLE_KEY, None)
+    if parked:
+        session.info.setdefault(SETTLE_READY_KEY, set()).update(parked)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_settle(session: Session) -> None:
+    session.info.pop(SETTLE_KEY, None)
 
 
 def has_rules(fanout: Fanout) -> bool:
@@ -257,7 +336,9 @@ def cancel_fanout(fanout_id: str) -> Fanout:
     tally = Tally.load(fanout.id)
     if not fanout.done and tally.count(statuses=OPEN_STATUSES) == 0:
         complete(fanout, tally)
+    settle_after_commit(fanout.id)  # a finisher that saw no rules may have committed meanwhile
     db.session.commit()
+    settle_finished_fanouts()
     return fanout
 
 

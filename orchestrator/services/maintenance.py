@@ -1,4 +1,5 @@
-"""Periodic upkeep run by the one active scheduler: leases, offline agents, lost queues.
+"""Periodic upkeep run by the one active scheduler: leases, offline agents, lost queues,
+and fan-outs whose last finisher died before marking them complete.
 
 ``run_maintenance`` is idempotent and safe to call from any process (every
 change is a conditional UPDATE); the scheduler calls it every few seconds
@@ -12,7 +13,7 @@ import logging
 
 from orchestrator.extensions import db
 from orchestrator.models import utcnow
-from orchestrator.services import agents, leases
+from orchestrator.services import agents, fanout_progress, leases
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ def run_maintenance() -> dict[str, int]:
             "jobs_requeued": leases.requeue_unacknowledged(now),
             "jobs_lost": leases.fail_lost_jobs(now),
             "jobs_reconciled": leases.reconcile_lost_jobs(now),
+            "fanouts_completed": fanout_progress.complete_finished_fanouts(),
         }
     finally:
         db.session.remove()

@@ -111,7 +111,8 @@ def test_max_concurrency_is_never_exceeded(
     assert done["counts"]["success"] == 4, done
     assert max_overlap(done["agents"]) == 2, done["agents"]
     order = sorted(done["agents"], key=lambda r: r["started_at"])
-    assert [r["agent"] for r in order[:2]] == ["node-0", "node-1"]
+    # The first window is released together; which of its two starts first is a race.
+    assert {r["agent"] for r in order[:2]} == {"node-0", "node-1"}
 
 
 def test_max_errors_cancels_the_rest(
