@@ -43,8 +43,12 @@ class Fanout(TenantScoped, Base):
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True,
                                     default=lambda: new_id("fanout"))
+    #: "script" or "flow": what ``script`` names.
+    kind: Mapped[str] = mapped_column(sa.String(16), default="script")
     script: Mapped[str] = mapped_column(sa.String(255))
     params: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    #: A flow fan-out's trigger variables.
+    variables: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     timeout: Mapped[int] = mapped_column(sa.Integer, default=300)
     webhook_url: Mapped[str | None] = mapped_column(sa.String(2000))
     #: The selection as requested: {"agents", "tags", "only_online"} (stages are in ``stages``).

@@ -11,14 +11,22 @@ from orchestrator.schemas.jobs import (
     DEFAULT_TIMEOUT,
     MAX_TIMEOUT,
     UTCDateTime,
+    check_runnable,
     validate_params,
+    validate_variables,
 )
 from orchestrator.schemas.targets import TargetFieldsSchema, is_fanout
 
 
 class FanoutCreateSchema(TargetFieldsSchema):
-    run_script = fields.String(required=True, validate=validate.Length(1, 255),
-                               metadata={"example": "deploy.sh"})
+    run_script = fields.String(validate=validate.Length(1, 255),
+                               metadata={"example": "deploy.sh",
+                                         "description": "The script to run (or give run_flow)."})
+    run_flow = fields.String(validate=validate.Length(1, 255), metadata={
+        "description": "A flow every target's manifest lists, run instead of a script."})
+    variables = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
+                            validate=validate_variables,
+                            metadata={"description": "run_flow only: the flow's variables."})
     params = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
                          load_default=dict, validate=validate_params,
                          metadata={"example": {"version": "v2.4.1"}})
@@ -31,6 +39,7 @@ class FanoutCreateSchema(TargetFieldsSchema):
 
     @validates_schema
     def needs_targets(self, data: dict[str, Any], **_: Any) -> None:
+        check_runnable(data)
         if not is_fanout(data):
             raise ValidationError("Give agents and/or tags, or stages.", "agents")
 
@@ -54,8 +63,10 @@ class FanoutCreatedSchema(Schema):
 
 class FanoutSummarySchema(Schema):
     fanout_id = fields.String()
-    script = fields.String()
+    kind = fields.String(metadata={"description": "script or flow"})
+    script = fields.String(metadata={"description": "The script, or the flow for kind flow."})
     params = fields.Dict(keys=fields.String(), values=fields.String())
+    variables = fields.Dict(allow_none=True)
     status = fields.String(metadata={"enum": [s.value for s in FanoutStatus]})
     done = fields.Boolean()
     stop_reason = fields.String(allow_none=True, metadata={

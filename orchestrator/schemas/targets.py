@@ -104,9 +104,6 @@ def check_target(data: dict[str, Any]) -> None:
     if len(kinds) != 1:
         raise ValidationError("Give exactly one target: agent, pool, or agents/tags/stages "
                               "(a fan-out).", "agent")
-    if kinds[0] == "agents" and data.get("run_flow"):
-        raise ValidationError("run_flow runs on one agent or a pool: give agent or pool.",
-                              "run_flow")
     if kinds[0] == "agent" and any(data.get(n) for n in ("max_concurrency", "max_errors")):
         raise ValidationError("max_concurrency and max_errors are for fan-outs.",
                               "max_concurrency")

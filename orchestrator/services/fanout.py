@@ -29,6 +29,7 @@ OFFLINE = "offline"
 DRAINING = "draining"
 NOT_FOUND = "not_found"
 NOT_IN_MANIFEST = "script_not_in_manifest"
+FLOW_NOT_IN_MANIFEST = "flow_not_in_manifest"
 DEFAULT_TIMEOUT = 300
 
 
@@ -104,13 +105,20 @@ def match_agents(fleet: list[Agent], names: list[str] | None,
     return list(chosen.values()), unknown
 
 
-def skip_reason(agent: Agent, script: str, only_online: bool) -> str | None:
-    """Why ``agent`` cannot take the script now, or None when it can."""
+def runnable(data: dict[str, Any]) -> tuple[str, str]:
+    """``(kind, name)`` of what a fan-out runs: a script, or a flow (``run_flow``)."""
+    return ("flow", data["run_flow"]) if data.get("run_flow") else ("script", data["run_script"])
+
+
+def skip_reason(agent: Agent, kind: str, name: str, only_online: bool) -> str | None:
+    """Why ``agent`` cannot take the script (or flow) now, or None when it can."""
     if only_online and not agent.is_online():
         return OFFLINE
     if only_online and agent.draining:
         return DRAINING
-    if script not in agent.script_names():
+    if kind == "flow":
+        return None if name in agent.flow_names() else FLOW_NOT_IN_MANIFEST
+    if name not in agent.script_names():
         return NOT_IN_MANIFEST
     return None
 
@@ -125,6 +133,7 @@ def select_targets(data: dict[str, Any]) -> Selection:
     selectors = data.get("stages") or [{"agents": data.get("agents"), "tags": data.get("tags")}]
     selection = Selection()
     taken: set[str] = set()
+    kind, name = runnable(data)
     for index, selector in enumerate(selectors):
         matched, unknown = match_agents(fleet, selector.get("agents"), selector.get("tags"))
         selection.skipped.extend({"agent": name, "reason": NOT_FOUND} for name in unknown)
@@ -133,7 +142,7 @@ def select_targets(data: dict[str, Any]) -> Selection:
             if agent.name in taken:
                 continue
             taken.add(agent.name)
-            reason = skip_reason(agent, data["run_script"], data.get("only_online", True))
+            reason = skip_reason(agent, kind, name, data.get("only_online", True))
             if reason:
                 selection.skipped.append({"agent": agent.name, "reason": reason})
             else:
@@ -141,8 +150,8 @@ def select_targets(data: dict[str, Any]) -> Selection:
         if not stage:
             where = f"stage {index + 1}" if data.get("stages") else "the selection"
             raise _fail_selection(
-                f"No agent to run '{data['run_script']}': {where} matched no "
-                "online agent whose manifest lists the script.",
+                f"No agent to run '{name}': {where} matched no "
+                f"online agent whose manifest lists the {kind}.",
                 {"stage": index if data.get("stages") else None, "selector": selector,
                  "skipped": selection.skipped})
         selection.stages.append(stage)
@@ -185,9 +194,11 @@ def create_fanout(principal: Principal, data: dict[str, Any]) -> FanoutOutcome:
     selection = select_targets(data)
     plan = stage_plan(data, selection)
     now = utcnow()
+    kind, name = runnable(data)
     fanout = Fanout(
-        tenant_id=principal.tenant_id, script=data["run_script"],
+        tenant_id=principal.tenant_id, kind=kind, script=name,
         params=string_params(data.get("params") or {}),
+        variables=dict(data.get("variables") or {}) if kind == "flow" else None,
         timeout=data.get("timeout") or DEFAULT_TIMEOUT, webhook_url=data.get("webhook_url"),
         selection={"agents": data.get("agents"), "tags": data.get("tags"),
                    "only_online": data.get("only_online", True)},
@@ -226,7 +237,8 @@ def build_jobs(fanout: Fanout, selection: Selection, plan: list[dict[str, Any]],
             held = stage_index > 0 or (window is not None and position >= window)
             jobs.append(Job(
                 id=new_id("job"), tenant_id=principal.tenant_id, agent_id=agent.id,
-                agent_name=agent.name, script=fanout.script, params=dict(fanout.params),
+                agent_name=agent.name, kind=fanout.kind, script=fanout.script,
+                params=dict(fanout.params), variables=dict(fanout.variables or {}),
                 status=JobStatus.PENDING.value, timeout=fanout.timeout,
                 webhook_url=fanout.webhook_url, created_by=principal.user_id, created_at=now,
                 stdout="", stderr="", truncated={}, fanout_id=fanout.id,

@@ -79,7 +79,8 @@ def _all_counts(counts: dict[str, int]) -> dict[str, int]:
 
 def summary(fanout: Fanout, counts: dict[str, int]) -> dict[str, Any]:
     """The fields both the list and the report show."""
-    return {"fanout_id": fanout.id, "script": fanout.script, "params": fanout.params,
+    return {"fanout_id": fanout.id, "kind": fanout.kind, "script": fanout.script,
+            "params": fanout.params, "variables": fanout.variables,
             "status": fanout.status, "done": fanout.done, "stop_reason": fanout.stop_reason,
             "total": fanout.total, "counts": _all_counts(counts),
             "max_concurrency": fanout.max_concurrency, "max_errors": fanout.max_errors,

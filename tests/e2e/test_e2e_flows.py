@@ -230,16 +230,19 @@ def test_cancel_stops_a_running_flow(
     assert done["steps"][0]["status"] == "failed" and "cancelled" in done["steps"][0]["error"]
 
 
-def test_one_flow_on_two_agents(
+def test_a_flow_fans_out_across_two_agents(
         live_hub: LiveHub, operator: dict[str, Any], token: str, agent: AgentProc,
         start_agent: Callable[..., AgentProc], service_url: str) -> None:
-    """The same flow on two agents, one job each (triggered per agent: POST /fanouts does not
-    take ``run_flow`` yet)."""
+    """One fan-out call runs the same flow on two agents, one job each."""
     second = start_agent("flow-2", operator["agent_key"](), live_hub)
     add_flows(live_hub, token, second, {"probe": PROBE_FLOW})
     variables = {"service_url": service_url, "pause": "1s"}
-    job_ids = {name: trigger_flow(live_hub, token, name, "probe", variables=variables)
-               for name in (agent.name, second.name)}
+    status, body = live_hub.call("POST", "/trigger-script", token, {
+        "agents": [agent.name, second.name], "run_flow": "probe", "variables": variables})
+    assert status == 202, body
+    assert body["skipped"] == [] and body["fanout_id"].startswith("fan_")
+    job_ids = {row["agent"]: row["job_id"] for row in body["jobs"]}
+    assert sorted(job_ids) == sorted([agent.name, second.name])
     done = {name: wait_job(live_hub, token, job_id) for name, job_id in job_ids.items()}
     for name, found in done.items():
         assert found["status"] == "success" and found["agent"] == name, found

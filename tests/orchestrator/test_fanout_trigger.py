@@ -65,7 +65,7 @@ def test_trigger_with_an_agent_list_and_the_seed_body_shape(ws: Workspace) -> No
     {"pool": "x", "agents": ["a"]},
     {},
     {"agent": "a", "max_concurrency": 2},
-    {"tags": ["x"], "run_flow": "health", "run_script": None},
+    {"tags": ["x"], "run_flow": "health", "params": {"a": "b"}},
 ])
 def test_exactly_one_kind_of_target(ws: Workspace, body: dict[str, Any]) -> None:
     tagged(ws, "a", ["x"])
@@ -148,3 +148,22 @@ def test_pool_needs_an_agent_that_lists_the_script(ws: Workspace) -> None:
     assert response.status_code == 422
     assert response.json["error"]["code"] == "no_pool_agent"
     assert trigger(ws, pool="nobody").json["error"]["code"] == "no_pool_agent"
+
+
+def test_a_flow_fans_out_to_the_agents_whose_manifest_lists_it(ws: Workspace) -> None:
+    with_flow = {"scripts": [], "flows": [{"name": "health", "description": "checks"}]}
+    first, second = (ws.agent(name, register=False) for name in ("edge-1", "edge-2"))
+    for sim in (first, second):
+        assert sim.register(tags=["edge"], manifest=with_flow).status_code == 200
+    tagged(ws, "edge-3", ["edge"])  # lists scripts only
+    response = ws.client.post("/trigger-script", headers=ws.headers, json={
+        "tags": ["edge"], "run_flow": "health", "variables": {"region": "eu"}})
+    assert response.status_code == 202, response.json
+    assert sorted(j["agent"] for j in response.json["jobs"]) == ["edge-1", "edge-2"]
+    assert response.json["skipped"] == [{"agent": "edge-3", "reason": "flow_not_in_manifest"}]
+    for sim in (first, second):
+        (assignment,) = sim.poll_jobs()
+        assert (assignment["kind"], assignment["flow"], assignment["variables"]) == (
+            "flow", "health", {"region": "eu"})
+    report = ws.client.get(f"/fanouts/{response.json['fanout_id']}", headers=ws.headers).json
+    assert (report["kind"], report["script"]) == ("flow", "health")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 20:46:09.495953
+Create Date: 2026-11-22 21:04:28.984306
 
 """
 from alembic import op
@@ -106,8 +106,10 @@ def upgrade():
 
     op.create_table('fanouts',
     sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('script', sa.String(length=255), nullable=False),
     sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('variables', sa.JSON(), nullable=True),
     sa.Column('timeout', sa.Integer(), nullable=False),
     sa.Column('webhook_url', sa.String(length=2000), nullable=True),
     sa.Column('selection', sa.JSON(), nullable=False),
