@@ -13,18 +13,20 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from agent.log_streamer import DEFAULT_STREAM_INTERVAL, PeriodicUploader
 from agent.protocol import MAX_EVENTS_PER_UPLOAD
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STREAM_INTERVAL = 1.0
 
 Event = dict[str, Any]
 UploadEvents = Callable[[list[Event]], bool]
 
 
-class EventStreamer:
+class EventStreamer(PeriodicUploader):
     """Buffer events as the engine emits them and upload them every ``interval`` seconds."""
+
+    thread_name = "event-streamer"
 
     def __init__(
         self,
@@ -32,14 +34,12 @@ class EventStreamer:
         interval: float = DEFAULT_STREAM_INTERVAL,
         batch_size: int = MAX_EVENTS_PER_UPLOAD,
     ) -> None:
+        super().__init__(interval)
         self._upload = upload
-        self._interval = interval
         self._batch_size = batch_size
         self._pending: list[Event] = []
         self._lock = threading.Lock()
         self._sending = threading.Lock()  # one upload at a time keeps batches in seq order
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="event-streamer", daemon=True)
 
     def add(self, event: Event) -> None:
         """Queue one event (called from the engine's threads, already in ``seq`` order)."""
@@ -50,19 +50,6 @@ class EventStreamer:
         """The events the hub has not acknowledged yet, oldest first."""
         with self._lock:
             return list(self._pending)
-
-    def start(self) -> EventStreamer:
-        """Start the background upload loop."""
-        self._thread.start()
-        return self
-
-    def stop(self, flush: bool = False) -> None:
-        """Stop the loop; with ``flush`` make one last attempt to upload what is left."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        if flush:
-            self.upload_pending()
 
     def upload_pending(self) -> bool:
         """Upload every queued event in batches; True when all were accepted (or none queued)."""
@@ -80,7 +67,3 @@ class EventStreamer:
                     return False
                 with self._lock:
                     del self._pending[: len(batch)]
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.upload_pending()

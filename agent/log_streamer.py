@@ -22,23 +22,23 @@ ReadLive = Callable[[int], str]
 Upload = Callable[[Chunk], bool]
 
 
-class LogStreamer:
-    """Periodically upload new output of several named streams via ``upload``."""
+class PeriodicUploader:
+    """A background thread calling ``upload_pending`` every ``interval`` seconds.
 
-    def __init__(
-        self,
-        sources: Mapping[str, ReadLive],
-        upload: Upload,
-        interval: float = DEFAULT_STREAM_INTERVAL,
-    ) -> None:
-        self._sources = dict(sources)
-        self._upload = upload
+    Subclasses say what to upload; ``stop(flush=True)`` makes one last attempt.
+    """
+
+    thread_name = "uploader"
+
+    def __init__(self, interval: float) -> None:
         self._interval = interval
-        self.offsets = dict.fromkeys(self._sources, 0)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="log-streamer", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
 
-    def start(self) -> LogStreamer:
+    def upload_pending(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> PeriodicUploader:
         """Start the background upload loop."""
         self._thread.start()
         return self
@@ -50,6 +50,27 @@ class LogStreamer:
             self._thread.join()
         if flush:
             self.upload_pending()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.upload_pending()
+
+
+class LogStreamer(PeriodicUploader):
+    """Periodically upload new output of several named streams via ``upload``."""
+
+    thread_name = "log-streamer"
+
+    def __init__(
+        self,
+        sources: Mapping[str, ReadLive],
+        upload: Upload,
+        interval: float = DEFAULT_STREAM_INTERVAL,
+    ) -> None:
+        super().__init__(interval)
+        self._sources = dict(sources)
+        self._upload = upload
+        self.offsets = dict.fromkeys(self._sources, 0)
 
     def upload_pending(self) -> bool:
         """Upload new output once; return True when there was nothing to send or it was accepted."""
@@ -68,7 +89,3 @@ class LogStreamer:
             for name, part in chunk.items():
                 self.offsets[name] += len(str(part["data"]))
         return accepted
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.upload_pending()
