@@ -16,7 +16,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from agent.client import AuthRejected, HubUnavailable, JobRejected
 from agent.event_streamer import EventStreamer
 from agent.flows.actions.script import ManifestScriptRunner
 from agent.flows.context import CancelToken
@@ -184,15 +183,8 @@ class FlowJobRunner(JobRunner):
         }
 
     def _upload_events(self, handle: JobHandle, batch: list[dict[str, Any]]) -> bool:
-        try:
-            if self.client.upload_events(handle.job_id, batch):
-                handle.cancel("requested by the hub")
-        except (HubUnavailable, AuthRejected) as exc:
-            log.debug("job %s: event upload deferred: %s", handle.job_id, exc)
-            return False
-        except JobRejected as exc:
-            log.warning("job %s: hub refused flow events: %s", handle.job_id, exc)
-        return True
+        return self._upload_live(
+            handle, "flow events", lambda: self.client.upload_events(handle.job_id, batch))
 
 
 def _forward_cancel(handle: JobHandle, token: CancelToken, done: threading.Event) -> None:

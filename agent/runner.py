@@ -7,7 +7,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -237,14 +237,22 @@ class JobRunner:
                 return "timeout", code, f"timed out after {timeout:g}s"
 
     def _upload_output(self, handle: JobHandle, chunk: dict[str, dict[str, Any]]) -> bool:
+        return self._upload_live(
+            handle, "output chunk", lambda: self.client.upload_output(handle.job_id, chunk))
+
+    def _upload_live(self, handle: JobHandle, what: str, send: Callable[[], bool]) -> bool:
+        """Send live progress (output or flow events); a ``cancel`` answer cancels the job.
+
+        False means "keep it and retry" (hub unreachable); a refusal drops it.
+        """
         try:
-            if self.client.upload_output(handle.job_id, chunk):
+            if send():
                 handle.cancel("requested by the hub")
         except (HubUnavailable, AuthRejected) as exc:
-            log.debug("job %s: output upload deferred: %s", handle.job_id, exc)
+            log.debug("job %s: %s upload deferred: %s", handle.job_id, what, exc)
             return False
         except JobRejected as exc:
-            log.warning("job %s: hub refused output chunk: %s", handle.job_id, exc)
+            log.warning("job %s: hub refused %s: %s", handle.job_id, what, exc)
         return True
 
     def _report(self, job_id: str, result: dict[str, Any]) -> dict[str, Any]:
