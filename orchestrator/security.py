@@ -97,11 +97,13 @@ def _principal_from_api_key(raw_key: str) -> Principal:
         raise TokenExpired("This API key has expired.", error_code="api_key_expired")
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         record_key_use(key, now)
-    user = db.session.get(User, key.user_id)
+    # Only an admin-scope key can carry instance-admin rights: skip the user row otherwise
+    # (agent keys authenticate every poll, heartbeat and upload).
+    is_admin = key.scope == Scope.ADMIN.value and bool(
+        getattr(db.session.get(User, key.user_id), "is_admin", False))
     return Principal(
         tenant_id=key.tenant_id, user_id=key.user_id, scope=Scope(key.scope),
-        is_admin=bool(user and user.is_admin and key.scope == Scope.ADMIN.value),
-        api_key_id=key.id, agent_name=key.agent_name,
+        is_admin=is_admin, api_key_id=key.id, agent_name=key.agent_name,
     )
 
 
