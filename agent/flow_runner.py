@@ -31,7 +31,6 @@ from agent.runner import (
     JobRefused,
     JobRunner,
     _as_timeout,
-    refused_result,
     utc_now_iso,
 )
 
@@ -98,21 +97,11 @@ def flow_status(result: FlowResult, token: CancelToken) -> str:
 class FlowJobRunner(JobRunner):
     """Turns a flow ASSIGNMENT into a reported result; one call per job."""
 
-    def run(self, job: Mapping[str, Any], handle: JobHandle) -> dict[str, Any] | None:
-        """Run the flow of ``job``; return the reported result, or None when withdrawn."""
-        job_id = handle.job_id
-        log.info("job %s received: flow=%s", job_id, job.get("flow"))
-        try:
-            flow, variables = self._prepare_flow(job)
-        except JobRefused as exc:
-            log.warning("job %s refused: %s", job_id, exc)
-            return self._report(job_id, refused_result(str(exc)))
-        if not self._acknowledge(job, handle):
-            return None
-        result = self._execute_flow(flow, variables, job.get("timeout"), handle)
-        return self._report(job_id, result)
+    def _run_prepared(self, prepared: Any, timeout: Any, handle: JobHandle) -> dict[str, Any]:
+        flow, variables = prepared
+        return self._execute_flow(flow, variables, timeout, handle)
 
-    def _prepare_flow(self, job: Mapping[str, Any]) -> tuple[Flow, dict[str, Any]]:
+    def _prepare(self, job: Mapping[str, Any], job_id: str) -> tuple[Flow, dict[str, Any]]:
         if job.get("kind") != "flow":
             raise JobRefused(f"unsupported_kind: {job.get('kind')}")
         name = str(job.get("flow") or "")

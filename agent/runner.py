@@ -135,16 +135,22 @@ class JobRunner:
     def run(self, job: Mapping[str, Any], handle: JobHandle) -> dict[str, Any] | None:
         """Run ``job``; return the reported result, or None when the hub withdrew it."""
         job_id = handle.job_id
-        log.info("job %s received: script=%s", job_id, job.get("script"))
+        kind = job.get("kind", "script")
+        log.info("job %s received: %s=%s", job_id, kind, job.get("flow" if kind == "flow"
+                                                                  else "script"))
         try:
-            entry, env = self._prepare(job, job_id)
+            prepared = self._prepare(job, job_id)
         except JobRefused as exc:
             log.warning("job %s refused: %s", job_id, exc)
             return self._report(job_id, refused_result(str(exc)))
         if not self._acknowledge(job, handle):
             return None
-        result = self._execute(entry, env, job.get("timeout"), handle)
-        return self._report(job_id, result)
+        return self._report(job_id, self._run_prepared(prepared, job.get("timeout"), handle))
+
+    def _run_prepared(self, prepared: Any, timeout: Any, handle: JobHandle) -> dict[str, Any]:
+        """Run what ``_prepare`` checked (subclasses run other kinds of work)."""
+        entry, env = prepared
+        return self._execute(entry, env, timeout, handle)
 
     def _prepare(self, job: Mapping[str, Any], job_id: str) -> tuple[ManifestEntry, dict[str, str]]:
         if job.get("kind", "script") != "script":
