@@ -22,6 +22,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from orchestrator.config import load_settings
     from orchestrator.errors import register_error_handlers
     from orchestrator.extensions import init_extensions
+    from orchestrator.subscribers import register_subscribers
 
     app = Flask(__name__)
     app.config.from_mapping(load_settings(config))
@@ -30,6 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
     configure_logging(app)
     init_extensions(app)
+    register_subscribers(app)
     add_security_scheme()
     register_blueprints(app)
     register_error_handlers(app)

@@ -16,10 +16,36 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_sqlalchemy.session import Session as FlaskSession
 
 from orchestrator.models.base import Base
 
-db = SQLAlchemy(model_class=Base)
+#: ``app.extensions`` key of the outbox registry, and the session key of what a
+#: transaction emitted (``orchestrator.services.outbox``).
+OUTBOX_KEY = "scriptmesh.outbox"
+OUTBOX_PENDING_KEY = "scriptmesh.outbox.pending"
+
+
+class OutboxSession(FlaskSession):
+    """``db.session``'s class: after each commit, the app's outbox carries out what the
+    transaction emitted; a rollback forgets it."""
+
+    def commit(self) -> None:
+        super().commit()
+        pending = self.info.pop(OUTBOX_PENDING_KEY, None)
+        if pending:
+            current_app.extensions[OUTBOX_KEY].after_commit(self, pending)
+
+    def rollback(self) -> None:
+        self.info.pop(OUTBOX_PENDING_KEY, None)
+        super().rollback()
+
+    def close(self) -> None:
+        self.info.pop(OUTBOX_PENDING_KEY, None)
+        super().close()
+
+
+db = SQLAlchemy(model_class=Base, session_options={"class_": OutboxSession})
 migrate = Migrate()
 jwt = JWTManager()
 limiter = Limiter(key_func=get_remote_address, headers_enabled=True)

@@ -16,6 +16,7 @@ from typing import Any
 PERIODIC_TASKS: list[tuple[float, str]] = [
     (2, "orchestrator.services.maintenance:run_maintenance"),
     (1, "orchestrator.services.scheduling:fire_due_schedules"),
+    (1, "orchestrator.services.outbox:relay_due"),
 ]
 
 PERIODIC_TASKS_ENV = "SCRIPTMESH_PERIODIC_TASKS"

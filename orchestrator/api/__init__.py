@@ -6,7 +6,7 @@ Resources live one per module (``auth.py``, ``agents.py``, ``jobs.py`` ...);
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import flask_smorest
 from flask import Flask
@@ -17,6 +17,9 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from orchestrator.errors import render_http_exception
+from orchestrator.extensions import db
+
+T = TypeVar("T")
 
 
 class JSONBodyParser(FlaskParser):
@@ -29,6 +32,13 @@ class JSONBodyParser(FlaskParser):
     def _raw_load_json(self, req: Any) -> Any:
         data = req.get_data(cache=True)
         return parse_json(data) if data else missing
+
+
+def committed(value: T) -> T:
+    """Commit the request's transaction (the edge commits; services only flush), then
+    return ``value``: ``return committed(service.call(...))``."""
+    db.session.commit()
+    return value
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -15,7 +15,7 @@ from typing import Any
 from flask import g
 from flask.views import MethodView
 
-from orchestrator.api import Blueprint
+from orchestrator.api import Blueprint, committed
 from orchestrator.errors import Forbidden
 from orchestrator.models import Scope
 from orchestrator.schemas.agents import (
@@ -86,7 +86,7 @@ class Heartbeat(MethodView):
 
         Answers ``cancel`` commands for running jobs that must stop.
         """
-        return leases.record_heartbeat(current_principal(), data)
+        return committed(leases.record_heartbeat(current_principal(), data))
 
 
 @blp.route("/agent/poll")
@@ -113,7 +113,7 @@ class StartJob(MethodView):
     @require_scope(Scope.AGENT)
     def post(self, data: dict[str, Any], job_id: str) -> dict[str, str]:
         """Acknowledge the start of a leased job."""
-        return jobs.start_job(current_principal(), job_id, data["agent_name"])
+        return committed(jobs.start_job(current_principal(), job_id, data["agent_name"]))
 
 
 @blp.route("/agent/jobs/<job_id>/output")
@@ -127,7 +127,7 @@ class JobOutput(MethodView):
 
         ``cancel: true`` asks the agent to kill the job now.
         """
-        return jobs.record_output(current_principal(), job_id, data)
+        return committed(jobs.record_output(current_principal(), job_id, data))
 
 
 @blp.route("/agent/jobs/<job_id>/events")
@@ -142,7 +142,7 @@ class JobEvents(MethodView):
 
         ``cancel: true`` asks the agent to cancel the flow now.
         """
-        return jobs.record_events(current_principal(), job_id, data)
+        return committed(jobs.record_events(current_principal(), job_id, data))
 
 
 @blp.route("/agent/jobs/<job_id>/result")
@@ -154,4 +154,4 @@ class JobResult(MethodView):
     @require_scope(Scope.AGENT)
     def post(self, data: dict[str, Any], job_id: str) -> dict[str, str]:
         """Report a job's final result. Idempotent: the first accepted result wins."""
-        return jobs.record_result(current_principal(), job_id, data)
+        return committed(jobs.record_result(current_principal(), job_id, data))

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from orchestrator.api import Blueprint
+from orchestrator.api import Blueprint, committed
 from orchestrator.api.fanouts import fanout_answer
 from orchestrator.models import Scope
 from orchestrator.schemas.jobs import JobPageSchema, JobQueryArgsSchema, JobSchema, TriggerSchema
@@ -94,5 +94,5 @@ class CancelJob(MethodView):
     @require_scope(Scope.OPERATOR)
     def post(self, job_id: str) -> tuple[Any, int]:
         """Cancel a job: at once when pending, by killing its process group when running."""
-        job, cancelled = jobs.cancel_job(job_id)
+        job, cancelled = committed(jobs.cancel_job(job_id))
         return job, 200 if cancelled else 202

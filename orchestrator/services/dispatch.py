@@ -1,11 +1,9 @@
-"""Dispatch: create jobs, carry them to agents through RQ queues, hand them out on long-polls.
+"""Dispatch: create jobs, hand them out on agents' long-polls, wait for them.
 
 The job row in the database is the truth; Redis only carries job ids to
-agents. Each agent has its own RQ queue (``scriptmesh-agent-<agent_id>``);
-pool queues shared by the agents of a tag (``scriptmesh-pool-<tenant>-<tag>``)
-are listened to as well. The queues are consumed by agents' long-polls with
-``Queue.dequeue_any`` (a blocking pop), never by ``rq worker``: the RQ job's
-function is a name that is never executed.
+agents (``orchestrator.services.agent_queues``). A new job's id is pushed
+once its row has committed (``lifecycle.queue_jobs``); a poll pops ids with
+``Queue.dequeue_any`` (a blocking pop) from the agent's queue and its pools'.
 
 A popped job only goes to an agent after a conditional UPDATE leases it
 (``status = 'pending' AND lease_expires_at IS NULL AND cancel_requested_at IS
@@ -28,30 +26,25 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import redis
 import sqlalchemy as sa
 from flask import current_app
 from rq import Queue
 from rq.exceptions import DequeueTimeout
 from rq.intermediate_queue import IntermediateQueue
-from rq.job import Job as RQJob
 
 from orchestrator.errors import Forbidden
 from orchestrator.extensions import db, redis_store
 from orchestrator.models import Agent, Job, JobStatus, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import agents
-from orchestrator.services.completion import on_job_finished
+from orchestrator.services import agent_queues, agents, lifecycle
 
 log = logging.getLogger(__name__)
 
-AGENT_QUEUE_PREFIX = "scriptmesh-agent-"
-POOL_QUEUE_PREFIX = "scriptmesh-pool-"
-#: The RQ "function" of agent work: a name only, never imported nor run.
-AGENT_WORK_FUNC = "orchestrator.agent_work.run_on_agent"
 #: Redis list a job's finisher pushes to, so a synchronous trigger on any replica wakes.
 FINISHED_KEY = "scriptmesh:job-finished:{job_id}"
 FINISHED_KEY_TTL = 600
+#: A synchronous trigger re-reads its job this often, in case its wake-up was lost.
+WAIT_RECHECK_SECONDS = 2.0
 #: Below this many seconds left, a poll stops blocking and only looks.
 MIN_BLOCK_SECONDS = 0.01
 #: Idle polls end after (1 - POLL_JITTER .. 1) x their wait.
@@ -78,94 +71,24 @@ class TriggerOutcome:
     waited: bool = False
 
 
-def agent_queue_name(agent_id: str) -> str:
-    return AGENT_QUEUE_PREFIX + agent_id
-
-
-def pool_queue_name(tenant_id: str, tag: str) -> str:
-    return f"{POOL_QUEUE_PREFIX}{tenant_id}-{tag}"
-
-
-def job_queue_name(job: Job) -> str | None:
-    """The queue ``job`` waits in: its pool's, else its agent's (None: nowhere to go)."""
-    if job.pool:
-        return pool_queue_name(job.tenant_id, job.pool)
-    return agent_queue_name(job.agent_id) if job.agent_id else None
-
-
-def agent_queue_names(agent: Agent) -> tuple[str, ...]:
-    """The queues an agent's poll listens on: its own first, then its tags' pools."""
-    return (agent_queue_name(agent.id),
-            *(pool_queue_name(agent.tenant_id, tag) for tag in agent.tags or ()))
-
-
-def _queue(name: str) -> Queue:
-    return Queue(name, connection=redis_store.connection)
-
-
-def enqueue(job: Job) -> bool:
-    """Put ``job``'s id on its queue (after its row is committed); False when Redis failed.
-
-    A failure is only logged: the job stays pending and the reconciler enqueues it.
-    """
-    name = job_queue_name(job)
-    if name is None:
-        return False
-    try:
-        _queue(name).enqueue_call(func=AGENT_WORK_FUNC, job_id=job.id, result_ttl=0,
-                                  description=f"{job.script} on {job.agent_name or job.pool}")
-    except redis.RedisError as exc:
-        log.warning("job %s not enqueued (%s); the reconciler will retry",
-                    job.id, type(exc).__name__)
-        return False
-    return True
-
-
-def withdraw(job: Job) -> None:
-    """Take a job that must not run any more off its queue (best effort).
-
-    Even when this fails, the lease guard keeps the job from being handed out.
-    """
-    name = job_queue_name(job)
-    try:
-        if name:
-            _queue(name).remove(job.id)
-        redis_store.connection.delete(RQJob.key_for(job.id))
-    except redis.RedisError as exc:
-        log.warning("job %s not withdrawn from Redis: %s", job.id, type(exc).__name__)
-
-
-def delete_agent_queue(agent_id: str) -> None:
-    """Drop an agent's queue and the job hashes in it (the agent is being deregistered)."""
-    try:
-        _queue(agent_queue_name(agent_id)).delete(delete_jobs=True)
-    except redis.RedisError as exc:
-        log.warning("queue of agent %s not deleted: %s", agent_id, type(exc).__name__)
-
-
-def queue_depths(queue_names: Iterable[str]) -> list[int]:
-    """The number of job ids waiting in each named queue."""
+def wake_waiters(payload: dict[str, Any], _attempt: int = 1) -> None:
+    """``job.finished`` subscriber: wake synchronous triggers waiting for the job, on any
+    replica (best effort: a waiter re-checks the row every ``WAIT_RECHECK_SECONDS``)."""
+    key = FINISHED_KEY.format(job_id=payload["job_id"])
     pipe = redis_store.connection.pipeline(transaction=False)
-    for name in queue_names:
-        pipe.llen(_queue(name).key)
-    return [int(n) for n in pipe.execute()]
+    pipe.lpush(key, b"1")
+    pipe.expire(key, FINISHED_KEY_TTL)
+    pipe.execute()
 
 
-def notify_finished(job_ids: Iterable[str]) -> None:
-    """Wake synchronous triggers waiting for these jobs, then complete the fan-outs they
-    ended (call after the commit that made them terminal; every finisher does)."""
-    from orchestrator.services.fanout_progress import settle_finished_fanouts
+def withdraw_finished(payload: dict[str, Any], _attempt: int = 1) -> None:
+    """``job.finished`` subscriber: take a job that ended while queued off its queue."""
+    agent_queues.pull([[payload["job_id"], payload["queue"]]])
 
-    pipe = redis_store.connection.pipeline(transaction=False)
-    for job_id in job_ids:
-        key = FINISHED_KEY.format(job_id=job_id)
-        pipe.lpush(key, b"1")
-        pipe.expire(key, FINISHED_KEY_TTL)
-    try:
-        pipe.execute()
-    except redis.RedisError as exc:
-        log.warning("finished jobs not announced: %s", type(exc).__name__)
-    settle_finished_fanouts()
+
+def push_queued(payload: dict[str, Any], _attempt: int = 1) -> None:
+    """``jobs.queued`` subscriber: push the committed jobs' ids to their queues."""
+    agent_queues.push(payload["jobs"])
 
 
 def string_params(params: dict[str, Any]) -> dict[str, str]:
@@ -228,6 +151,7 @@ def submit(job: Job, *, wait: bool = False) -> TriggerOutcome:
     job is returned instead.
     """
     db.session.add(job)
+    lifecycle.queue_jobs([job])
     try:
         db.session.commit()
     except sa.exc.IntegrityError:
@@ -237,7 +161,6 @@ def submit(job: Job, *, wait: bool = False) -> TriggerOutcome:
         if existing is None:
             raise
         return TriggerOutcome(existing, created=False)
-    enqueue(job)
     if not wait:
         return TriggerOutcome(job, created=True)
     return TriggerOutcome(wait_for_finish(job.id, job.timeout), created=True, waited=True)
@@ -260,7 +183,8 @@ def wait_for_finish(job_id: str, timeout: float) -> Job:
             return job
         db.session.commit()
         db.session.remove()
-        redis_store.connection.blpop([key], timeout=max(remaining, MIN_BLOCK_SECONDS))
+        redis_store.connection.blpop(
+            [key], timeout=min(max(remaining, MIN_BLOCK_SECONDS), WAIT_RECHECK_SECONDS))
 
 
 def poll(principal: Principal, agent_name: str, max_jobs: int,
@@ -272,7 +196,8 @@ def poll(principal: Principal, agent_name: str, max_jobs: int,
     """
     agent = agents.agent_for_caller(principal, agent_name)
     agents.touch_from_poll(agent)
-    polling = PollingAgent(agent.id, agent.name, agent.tenant_id, agent_queue_names(agent))
+    polling = PollingAgent(agent.id, agent.name, agent.tenant_id,
+                           agent_queues.agent_queue_names(agent))
     db.session.commit()
     db.session.remove()  # hold no DB connection while blocked in Redis
     deadline = time.monotonic() + poll_wait(wait, float(current_app.config["POLL_WAIT"]))
@@ -308,7 +233,7 @@ def pop_job_id(queue_names: Iterable[str], timeout: float | None) -> str | None:
     """Pop the next job id from the queues (blocking up to ``timeout``; None: just look)."""
     connection = redis_store.connection
     try:
-        found = Queue.dequeue_any([_queue(n) for n in queue_names], timeout,
+        found = Queue.dequeue_any([agent_queues.queue(n) for n in queue_names], timeout,
                                   connection=connection)
     except DequeueTimeout:
         return None
@@ -364,18 +289,13 @@ def deregister_agent(name: str) -> None:
     ``error = "agent_deregistered"``. The job rows stay (they keep the agent's name).
     """
     agent = agents.get_agent(name)
-    now = utcnow()
     open_jobs = db.session.execute(
-        db.select(Job).where(Job.agent_id == agent.id,
-                             Job.status.in_((JobStatus.PENDING.value, JobStatus.RUNNING.value)))
-    ).scalars().all()
+        db.select(Job).where(Job.agent_id == agent.id, Job.status.in_(
+            (JobStatus.PENDING.value, JobStatus.RUNNING.value)))).scalars().all()
     for job in open_jobs:
-        job.status = (JobStatus.CANCELLED if job.status == JobStatus.PENDING.value
-                      else JobStatus.FAILED).value
-        job.error, job.completed_at, job.lease_expires_at = "agent_deregistered", now, None
-        on_job_finished(job)
+        status = JobStatus.CANCELLED if job.status == JobStatus.PENDING.value else JobStatus.FAILED
+        lifecycle.finish_job(job, status.value, error=lifecycle.AGENT_DEREGISTERED)
     agent_id = agent.id
     db.session.delete(agent)
     db.session.commit()
-    delete_agent_queue(agent_id)
-    notify_finished(job.id for job in open_jobs)
+    agent_queues.delete_agent_queue(agent_id)

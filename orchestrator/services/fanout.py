@@ -21,7 +21,7 @@ from orchestrator.extensions import db
 from orchestrator.ids import new_id
 from orchestrator.models import Agent, Fanout, FanoutStatus, Job, JobStatus, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import fanout_queue
+from orchestrator.services import lifecycle
 from orchestrator.services.dispatch import string_params
 
 #: Why a named or matched agent got no job.
@@ -213,7 +213,7 @@ def create_fanout(principal: Principal, data: dict[str, Any]) -> FanoutOutcome:
     db.session.flush()
     jobs = build_jobs(fanout, selection, plan, principal, now)
     db.session.add_all(jobs)
-    fanout_queue.enqueue_after_commit([job for job in jobs if not job.held])
+    lifecycle.queue_jobs([job for job in jobs if not job.held])
     answer = [{"agent": job.agent_name, "job_id": job.id} for job in jobs]
     try:
         db.session.commit()

@@ -1,22 +1,21 @@
 """A fan-out's progress: releasing held jobs, stopping on errors or a failed canary, finishing.
 
-``on_fanout_job_finished`` runs in the transaction that makes one of the
-fan-out's jobs terminal (``completion.on_job_finished``). Only a fan-out with
-rules (a window, an error limit, canary stages, a stop) needs a decision per
-job: for those it locks the fan-out row (``SELECT ... FOR UPDATE``; SQLite
-serialises writers anyway) as the transaction's last step, so however many
-hub replicas and workers finish jobs at once, each decision is taken by one of
-them against committed counts: a window slot is filled once, the error limit
-trips once.
+``on_job_finished`` is an in-transaction subscriber of ``job.finished``
+(``orchestrator.subscribers``): it runs in the transaction that makes one of
+the fan-out's jobs terminal. Only a fan-out with rules (a window, an error
+limit, canary stages, a stop) needs a decision per job: for those it locks
+the fan-out row (``SELECT ... FOR UPDATE``; SQLite serialises writers
+anyway) as the transaction's last step, so however many hub replicas and
+workers finish jobs at once, each decision is taken by one of them against
+committed counts: a window slot is filled once, the error limit trips once.
 
-Completion never needs that lock on the hot path. Every finishing transaction
-parks its fan-out id; once it has committed, ``settle_finished_fanouts`` (run
-by ``dispatch.notify_finished``, which every finisher calls after its commit)
-looks in a new transaction for an open job and, only when there is none, takes
-the lock, checks again and records ``fanout.completed`` (once). Whichever of
-two concurrent last finishers commits second sees both commits, so a fan-out
-is always completed; a 1,000-agent fan-out no longer queues 1,000 result
-transactions (and their pooled connections) behind one row lock.
+Completion never needs that lock on the hot path. Once a finishing
+transaction has committed, ``settle`` (an after-commit subscriber) looks in
+a new transaction for an open job and, only when there is none, takes the
+lock, checks again and records ``fanout.completed`` (once). Whichever of two
+concurrent last finishers commits second sees both commits, so a fan-out is
+always completed; ``complete_finished_fanouts`` (maintenance) completes one
+whose last finisher crashed between its commit and that check.
 
 While holding the fan-out lock, jobs are only taken with ``SKIP LOCKED``: a
 job locked by someone else is being finished (or started) by them, and
@@ -32,8 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from orchestrator.errors import NotFound
 from orchestrator.extensions import db
@@ -46,7 +43,7 @@ from orchestrator.models import (
     StopReason,
     utcnow,
 )
-from orchestrator.services import fanout_queue
+from orchestrator.services import lifecycle
 from orchestrator.services.events import record_event
 
 OPEN_STATUSES = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
@@ -54,9 +51,6 @@ OPEN_STATUSES = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
 ERROR_STATUSES = (JobStatus.FAILED.value, JobStatus.TIMEOUT.value, JobStatus.EXPIRED.value)
 #: Session flag: fan-outs whose jobs this transaction is finishing itself.
 BULK_KEY = "scriptmesh.fanout_bulk"
-#: Session info: fan-outs this transaction finished jobs of / whose finishers committed.
-SETTLE_KEY = "scriptmesh.fanout_settle"
-SETTLE_READY_KEY = "scriptmesh.fanout_settle_ready"
 
 
 @dataclass(frozen=True)
@@ -106,41 +100,30 @@ def finishing_in_bulk(fanout_id: str) -> Iterator[None]:
         marked.discard(fanout_id)
 
 
-def on_fanout_job_finished(job: Job) -> None:
-    """A job of a fan-out ended: fill the window, stop if needed; completion is checked
-    once this transaction has committed (``settle_finished_fanouts``).
+def on_job_finished(payload: dict[str, Any], _attempt: int = 1) -> None:
+    """``job.finished`` (in the transaction): fill the window, stop if needed.
 
-    Call it as the last step before the commit: for a fan-out with rules it
-    locks the fan-out row until then.
+    Completion is checked once this transaction has committed (``settle``).
+    For a fan-out with rules it locks the fan-out row until the commit, so it
+    must be the finishing transaction's last step.
     """
-    if job.fanout_id in db.session().info.get(BULK_KEY, ()):
+    fanout_id = payload["fanout_id"]
+    if fanout_id in db.session().info.get(BULK_KEY, ()):
         return
-    fanout = db.session.get(Fanout, job.fanout_id)
-    if fanout is None or fanout.done:
-        return
-    settle_after_commit(fanout.id)
-    if not has_rules(fanout):
+    fanout = db.session.get(Fanout, fanout_id)
+    if fanout is None or fanout.done or not has_rules(fanout):
         return
     fanout = lock_fanout(fanout.id)
     if fanout is None or fanout.done:
         return
-    if job.status != JobStatus.SUCCESS.value:
-        stop_later_stages(fanout, job.fanout_stage or 0)
+    if payload["status"] != JobStatus.SUCCESS.value:
+        stop_later_stages(fanout, payload["fanout_stage"] or 0)
     advance(fanout)
 
 
-def settle_after_commit(fanout_id: str) -> None:
-    """Have ``settle_finished_fanouts`` check ``fanout_id`` once this transaction commits."""
-    db.session().info.setdefault(SETTLE_KEY, set()).add(fanout_id)
-
-
-def settle_finished_fanouts() -> list[str]:
-    """After a commit: complete the committed finishers' fan-outs that have no open job left.
-
-    Each check is a transaction of its own; returns the ids it completed.
-    """
-    ready = db.session().info.pop(SETTLE_READY_KEY, None)
-    return [fanout_id for fanout_id in sorted(ready or ()) if complete_if_finished(fanout_id)]
+def settle(payload: dict[str, Any], _attempt: int = 1) -> None:
+    """``job.finished`` (after the commit): complete the fan-out if no job is open."""
+    complete_if_finished(payload["fanout_id"])
 
 
 def complete_if_finished(fanout_id: str) -> bool:
@@ -171,18 +154,6 @@ def complete_finished_fanouts() -> int:
     ).scalars().all()
     db.session.commit()
     return sum(complete_if_finished(fanout_id) for fanout_id in finished)
-
-
-@event.listens_for(Session, "after_commit")
-def _ready_to_settle(session: Session) -> None:
-    parked = session.info.pop(SETTLE_KEY, None)
-    if parked:
-        session.info.setdefault(SETTLE_READY_KEY, set()).update(parked)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_settle(session: Session) -> None:
-    session.info.pop(SETTLE_KEY, None)
 
 
 def has_rules(fanout: Fanout) -> bool:
@@ -246,7 +217,7 @@ def release_jobs(fanout_id: str, stage: int, count: int) -> list[Job]:
     for job in jobs:
         job.held = False
     db.session.flush()
-    fanout_queue.enqueue_after_commit(jobs)
+    lifecycle.queue_jobs(jobs)
     return jobs
 
 
@@ -261,29 +232,24 @@ def stop_later_stages(fanout: Fanout, stage: int) -> None:
 def cancel_unstarted(fanout: Fanout, reason: str, *conditions: Any) -> list[Job]:
     """End the fan-out's not yet started jobs as ``cancelled`` with error ``reason``.
 
-    Each still gets its ``job.cancelled`` event and webhook; queued ones are
-    taken off their queues after the commit.
+    Each still gets its ``job.cancelled`` event and webhook, and a queued one
+    is taken off its queue after the commit.
     """
-    from orchestrator.services.completion import on_job_finished
-
     candidates = list(db.session.execute(
         db.select(Job).where(Job.fanout_id == fanout.id, Job.status == JobStatus.PENDING.value,
                              Job.cancel_requested_at.is_(None), *conditions)
         .order_by(Job.fanout_seq).with_for_update(skip_locked=True)
     ).scalars())
-    if not candidates:
-        return []
+    return _cancel_jobs(fanout.id, candidates, reason)
+
+
+def _cancel_jobs(fanout_id: str, jobs: list[Job], reason: str) -> list[Job]:
+    """Cancel pending ``jobs`` of a fan-out (its own progress rules are not re-run per job)."""
     now = utcnow()
-    queued = [job for job in candidates if not job.held]
-    with finishing_in_bulk(fanout.id):
-        for job in candidates:
-            job.status, job.error, job.held = JobStatus.CANCELLED.value, reason, False
-            job.completed_at, job.cancel_requested_at, job.lease_expires_at = now, now, None
-        db.session.flush()
-        for job in candidates:
-            on_job_finished(job)
-    fanout_queue.withdraw_after_commit(queued)
-    return candidates
+    with finishing_in_bulk(fanout_id):
+        return lifecycle.finish_jobs(jobs, JobStatus.CANCELLED.value,
+                                     Job.status == JobStatus.PENDING.value, error=reason,
+                                     cancel_requested_at=now, held=False, completed_at=now)
 
 
 def complete(fanout: Fanout, tally: Tally) -> None:
@@ -327,38 +293,19 @@ def cancel_fanout(fanout_id: str) -> Fanout:
     fanout.stop_reason = StopReason.CANCELLED.value
     db.session.commit()
     now = utcnow()
-    _cancel_pending(fanout.id, now)
+    _cancel_pending(fanout.id)
     db.session.execute(
         sa.update(Job).where(Job.fanout_id == fanout.id, Job.status == JobStatus.RUNNING.value,
                              Job.cancel_requested_at.is_(None))
         .values(cancel_requested_at=now).execution_options(synchronize_session=False))
-    fanout = lock_fanout(fanout.id)
-    tally = Tally.load(fanout.id)
-    if not fanout.done and tally.count(statuses=OPEN_STATUSES) == 0:
-        complete(fanout, tally)
-    settle_after_commit(fanout.id)  # a finisher that saw no rules may have committed meanwhile
     db.session.commit()
-    settle_finished_fanouts()
-    return fanout
+    complete_if_finished(fanout.id)  # a finisher that saw no rules may have committed meanwhile
+    return get_fanout(fanout.id)
 
 
-def _cancel_pending(fanout_id: str, now: Any) -> None:
-    """Cancel the fan-out's pending jobs (conditional UPDATE; events and webhooks per job)."""
-    from orchestrator.services.completion import on_job_finished
-
-    cancelled_ids = db.session.execute(
-        sa.update(Job).where(Job.fanout_id == fanout_id, Job.status == JobStatus.PENDING.value)
-        .values(status=JobStatus.CANCELLED.value, error="cancelled", completed_at=now,
-                cancel_requested_at=now, lease_expires_at=None)
-        .returning(Job.id, Job.held).execution_options(synchronize_session=False)
-    ).all()
-    if not cancelled_ids:
-        return
-    jobs = list(db.session.execute(
-        db.select(Job).where(Job.id.in_([row[0] for row in cancelled_ids]))
-        .execution_options(populate_existing=True)).scalars())
-    with finishing_in_bulk(fanout_id):
-        for job in jobs:
-            on_job_finished(job)
-    held = {row[0] for row in cancelled_ids if row[1]}
-    fanout_queue.withdraw_after_commit([job for job in jobs if job.id not in held])
+def _cancel_pending(fanout_id: str) -> None:
+    """Cancel the fan-out's pending jobs (events, webhooks and withdrawal per job)."""
+    pending = list(db.session.execute(
+        db.select(Job).where(Job.fanout_id == fanout_id, Job.status == JobStatus.PENDING.value)
+        .order_by(Job.fanout_seq)).scalars())
+    _cancel_jobs(fanout_id, pending, lifecycle.CANCELLED)

@@ -1,4 +1,5 @@
-"""Jobs: reading and listing them, cancelling, and recording what agents report.
+"""Jobs: reading and listing them, cancelling, and recording what agents report (the
+views commit).
 
 Agents report through ``start_job``, ``record_output``, ``record_events`` (flows)
 and ``record_result`` (see ``agent/protocol.py``); each checks the job is leased to the calling
@@ -20,8 +21,7 @@ from orchestrator.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.extensions import db
 from orchestrator.models import Job, JobStatus, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import agents, dispatch, job_steps, leases
-from orchestrator.services.completion import on_job_finished
+from orchestrator.services import agents, job_steps, leases, lifecycle
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -107,18 +107,11 @@ def cancel_job(job_id: str) -> tuple[Job, bool]:
     """
     job = get_job(job_id)
     now = utcnow()
-    if _update(job.id, Job.status == JobStatus.PENDING.value,
-               status=JobStatus.CANCELLED.value, completed_at=now, lease_expires_at=None,
-               cancel_requested_at=now, error="cancelled"):
-        db.session.refresh(job)
-        on_job_finished(job)
-        db.session.commit()
-        dispatch.withdraw(job)
-        dispatch.notify_finished([job.id])
+    if lifecycle.finish_job(job, JobStatus.CANCELLED.value, Job.status == JobStatus.PENDING.value,
+                            error=lifecycle.CANCELLED, cancel_requested_at=now):
         return job, True
-    if _update(job.id, Job.status == JobStatus.RUNNING.value,
-               Job.cancel_requested_at.is_(None), cancel_requested_at=now):
-        db.session.commit()
+    _update(job.id, Job.status == JobStatus.RUNNING.value, Job.cancel_requested_at.is_(None),
+            cancel_requested_at=now)
     db.session.refresh(job)
     if job.status == JobStatus.RUNNING.value:
         return job, False
@@ -141,11 +134,9 @@ def start_job(principal: Principal, job_id: str, agent_name: str) -> dict[str, s
     """The agent acknowledges it starts the job; 409 ``job_not_runnable`` if it must not."""
     agent = agents.agent_for_caller(principal, agent_name)
     now = utcnow()
-    if _update(job_id, Job.agent_id == agent.id, Job.status == JobStatus.PENDING.value,
-               Job.lease_expires_at.is_not(None), Job.cancel_requested_at.is_(None),
-               status=JobStatus.RUNNING.value, started_at=now,
-               lease_expires_at=now + leases.running_lease(agent)):
-        db.session.commit()
+    if lifecycle.start_job(job_id, Job.agent_id == agent.id, Job.lease_expires_at.is_not(None),
+                           Job.cancel_requested_at.is_(None), started_at=now,
+                           lease_expires_at=now + leases.running_lease(agent)):
         return {"status": JobStatus.RUNNING.value}
     job = get_job(job_id)
     if job.status == JobStatus.RUNNING.value and job.agent_id == agent.id:
@@ -164,9 +155,7 @@ def record_output(principal: Principal, job_id: str, data: dict[str, Any]) -> di
             if data.get(stream):
                 _append(job, stream, data[stream]["offset"], data[stream]["data"])
         leases.renew_running_leases(agent, [job.id])
-    cancel = job.cancel_requested_at is not None
-    db.session.commit()
-    return {"cancel": cancel}
+    return {"cancel": job.cancel_requested_at is not None}
 
 
 def _append(job: Job, stream: str, offset: int, data: str) -> None:
@@ -193,9 +182,7 @@ def record_events(principal: Principal, job_id: str, data: dict[str, Any]) -> di
     if job.status == JobStatus.RUNNING.value:
         job_steps.apply_events(job, data["events"])
         leases.renew_running_leases(agent, [job.id])
-    cancel = job.cancel_requested_at is not None
-    db.session.commit()
-    return {"cancel": cancel}
+    return {"cancel": job.cancel_requested_at is not None}
 
 
 def record_result(principal: Principal, job_id: str, data: dict[str, Any]) -> dict[str, str]:
@@ -214,13 +201,9 @@ def record_result(principal: Principal, job_id: str, data: dict[str, Any]) -> di
         if len(text) > MAX_OUTPUT_CHARS:
             truncated[stream] = True
     started = job.started_at or data.get("started_at") or now
-    if _update(job.id, Job.agent_id == job.agent_id, Job.status.in_(OPEN_STATUSES),
-               status=data["status"], exit_code=data.get("exit_code"),
-               stdout=stdout[:MAX_OUTPUT_CHARS], stderr=stderr[:MAX_OUTPUT_CHARS],
-               truncated=truncated, duration_ms=data.get("duration_ms"), error=data.get("error"),
-               started_at=_aware(started), completed_at=now, lease_expires_at=None):
-        db.session.refresh(job)
-        on_job_finished(job)
-        db.session.commit()
-        dispatch.notify_finished([job.id])
+    lifecycle.finish_job(job, data["status"], Job.agent_id == job.agent_id,
+                            error=data.get("error"), exit_code=data.get("exit_code"),
+                            stdout=stdout[:MAX_OUTPUT_CHARS], stderr=stderr[:MAX_OUTPUT_CHARS],
+                            truncated=truncated, duration_ms=data.get("duration_ms"),
+                            started_at=_aware(started), completed_at=now)
     return {"status": "ok"}

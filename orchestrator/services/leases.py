@@ -31,15 +31,14 @@ from rq.job import Job as RQJob
 from orchestrator.extensions import db, redis_store
 from orchestrator.models import TERMINAL_STATUSES, Agent, Job, JobStatus, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import agents, dispatch
-from orchestrator.services.completion import on_job_finished
+from orchestrator.services import agent_queues, agents, lifecycle
 
 log = logging.getLogger(__name__)
 
 #: Pending jobs younger than this are left to the enqueue that follows their commit.
 RECONCILE_GRACE = timedelta(seconds=5)
 BATCH_SIZE = 500
-AGENT_LOST = "agent_lost"
+AGENT_LOST = lifecycle.AGENT_LOST
 
 
 def running_lease(agent: Agent) -> timedelta:
@@ -89,7 +88,6 @@ def record_heartbeat(principal: Principal, data: dict[str, Any]) -> dict[str, An
     running = data.get("running_jobs") or []
     renew_running_leases(agent, running)
     commands = cancel_commands(agent, running)
-    db.session.commit()
     return {"status": "ok", "commands": commands}
 
 
@@ -114,53 +112,45 @@ def requeue_unacknowledged(now: datetime | None = None) -> int:
     """Put leased jobs whose start was never acknowledged back on their queue."""
     now = now or utcnow()
     still = (Job.status == JobStatus.PENDING.value, Job.lease_expires_at < now)
-    requeued = []
+    requeued = 0
     for job in _candidates(*still):
         values: dict[str, Any] = {"lease_expires_at": None}
         if job.pool:
             values.update(agent_id=None, agent_name=None)
         if _conditional(job, still, **values):
-            requeued.append(job)
+            log.info("job %s: start not acknowledged within its lease; queued again", job.id)
+            lifecycle.queue_jobs([job])
+            requeued += 1
         db.session.commit()
-    for job in requeued:
-        log.info("job %s: start not acknowledged within its lease; queued again", job.id)
-        dispatch.enqueue(job)
-    return len(requeued)
+    return requeued
 
 
 def fail_lost_jobs(now: datetime | None = None) -> int:
     """Fail running jobs whose agent went silent past the lease (``agent_lost``)."""
     now = now or utcnow()
     still = (Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now)
-    failed = []
+    failed = 0
     for job in _candidates(*still):
-        if _conditional(job, still, status=JobStatus.FAILED.value, error=AGENT_LOST,
-                        completed_at=now, lease_expires_at=None):
+        if lifecycle.finish_job(job, JobStatus.FAILED.value, *still, error=AGENT_LOST,
+                                completed_at=now):
             log.warning("job %s: agent %s stopped reporting; failed as agent_lost",
                         job.id, job.agent_name)
-            on_job_finished(job)
-            failed.append(job.id)
+            failed += 1
         db.session.commit()
-    dispatch.notify_finished(failed)
-    return len(failed)
+    return failed
 
 
 def expire_queued_jobs(now: datetime | None = None) -> int:
     """Expire pending jobs that waited longer than their ``queue_ttl``."""
     now = now or utcnow()
     still = (Job.status == JobStatus.PENDING.value, Job.expires_at < now)
-    expired = []
+    expired = 0
     for job in _candidates(*still):
-        if _conditional(job, still, status=JobStatus.EXPIRED.value, completed_at=now,
-                        lease_expires_at=None,
-                        error="expired: not started within its queue_ttl"):
-            on_job_finished(job)
-            expired.append(job)
+        if lifecycle.finish_job(job, JobStatus.EXPIRED.value, *still, error=lifecycle.EXPIRED,
+                                completed_at=now):
+            expired += 1
         db.session.commit()
-    for job in expired:
-        dispatch.withdraw(job)
-    dispatch.notify_finished(job.id for job in expired)
-    return len(expired)
+    return expired
 
 
 def reconcile_lost_jobs(now: datetime | None = None) -> int:
@@ -194,5 +184,5 @@ def _enqueue_missing(jobs: list[Job]) -> int:
     lost = [job for job, present in zip(jobs, pipe.execute(), strict=True) if not present]
     for job in lost:
         log.warning("job %s was pending but missing from Redis; queued again", job.id)
-        dispatch.enqueue(job)
+        agent_queues.enqueue(job)
     return len(lost)

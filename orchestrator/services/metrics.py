@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from orchestrator.extensions import db
 from orchestrator.models import Job, JobStatus, utcnow
-from orchestrator.services import agents, dispatch
+from orchestrator.services import agent_queues, agents
 
 #: Latency and duration percentiles are computed over this many most recent jobs.
 RECENT_JOBS = 1000
@@ -42,7 +42,7 @@ def collect_metrics() -> dict[str, Any]:
     for status, count in db.session.execute(
             db.select(Job.status, sa.func.count()).group_by(Job.status)):
         by_status[status] = count
-    depths = dispatch.queue_depths(dispatch.agent_queue_name(a.id) for a in fleet)
+    depths = agent_queues.queue_depths(agent_queues.agent_queue_name(a.id) for a in fleet)
     recent = db.session.execute(
         db.select(Job.created_at, Job.started_at, Job.duration_ms)
         .where(Job.started_at.is_not(None))

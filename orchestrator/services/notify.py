@@ -1,12 +1,14 @@
 """Events -> notifications: which integrations receive an event, and delivering to them.
 
-Every ``Event`` row committed anywhere (job.*, agent.*, schedule.missed,
-fanout.completed) enqueues ``deliver_event_notifications`` after the commit.
+Every ``Event`` recorded anywhere (job.*, agent.*, schedule.missed,
+fanout.completed) emits ``event.recorded`` on the outbox; its ``notifications``
+subscriber (``fan_out_event``) runs in the worker once the event has committed.
 Resolution per integration type, as in the product docs: the tenant's own
 integrations of that type subscribed to the event; if it has none, the
 instance's global ones; if none, an environment fallback such as
 ``SCRIPTMESH_SLACK_WEBHOOK_URL``. Each target is then delivered by its own
-RQ job, retried with the webhook backoff; every attempt is a ``Delivery``.
+outbox row (``notification.due`` -> ``deliver_notification``), retried with
+the webhook backoff; every attempt is a ``Delivery``.
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ from typing import Any
 import redis
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session
 
 from orchestrator.extensions import db, redis_store
 from orchestrator.models import Delivery, Event, GlobalIntegration, Integration, utcnow
-from orchestrator.services import outbound
+from orchestrator.services import outbound, outbox
 from orchestrator.services.integrations import PROVIDERS
 from orchestrator.services.integrations.base import Notification, Target
 from orchestrator.services.integrations.manage import (
@@ -32,8 +32,6 @@ from orchestrator.services.integrations.manage import (
     target_for,
 )
 from orchestrator.services.integrations.messages import build_notification, test_notification
-from orchestrator.services.post_commit import park
-from orchestrator.tasks import task
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +43,29 @@ ENV_FALLBACKS = {
     "pagerduty": ("PAGERDUTY_ROUTING_KEY", "routing_key"),
 }
 ENV_PREFIX = "env:"
+NOTIFICATION_DUE = "notification.due"
+#: Session key: tenants known to have a notification target in this transaction.
+_MAY_NOTIFY_KEY = "scriptmesh.may_notify"
 #: Redis key marking a PagerDuty incident we triggered (so a resolve is only sent for it).
 OPEN_INCIDENT_KEY = "scriptmesh:pd-open:{target}:{dedup}"
 OPEN_INCIDENT_TTL = 30 * 24 * 3600
 
 
-@sa_event.listens_for(Session, "after_flush")
-def _queue_new_events(session: Session, _flush_context: Any) -> None:
-    events = [obj for obj in session.new if isinstance(obj, Event)]
-    if not events or not _may_notify(session, {event.tenant_id for event in events}):
-        return
-    for event in events:
-        park(session, deliver_event_notifications, event.id)
+def may_notify(payload: dict[str, Any]) -> bool:
+    """Filter of the ``notifications`` subscriber: could anything receive this tenant's
+    events? Asked once per tenant and transaction, so a tenant without any pays nothing."""
+    session = db.session()
+    known = session.info.setdefault(_MAY_NOTIFY_KEY, {})
+    tenant_id = payload["tenant_id"]
+    if tenant_id not in known:
+        known[tenant_id] = _may_notify(session, {tenant_id})
+    return known[tenant_id]
 
 
-def _may_notify(session: Session, tenant_ids: set[str]) -> bool:
+def _may_notify(session: sa.orm.Session, tenant_ids: set[str]) -> bool:
     """Whether any integration (or environment fallback) could receive these tenants' events.
 
-    Runs inside the flush, on its connection, so a tenant without any pays no RQ job.
+    Runs inside the emitting transaction, on its connection.
     """
     if any(current_app.config.get(key) for key, _field in ENV_FALLBACKS.values()):
         return True
@@ -111,19 +114,13 @@ def resolve_targets(tenant_id: str, event_type: str) -> list[str]:
     return chosen
 
 
-@task
-def deliver_event_notifications(event_id: str) -> list[str]:
-    """RQ task: fan an event out to one delivery job per receiving integration."""
-    from orchestrator.queues import background_queue
-
-    event = db.session.get(Event, event_id)
+def fan_out_event(payload: dict[str, Any], _attempt: int = 1) -> None:
+    """``event.recorded`` subscriber: one ``notification.due`` per receiving integration."""
+    event = db.session.get(Event, payload["event_id"])
     if event is None:
-        return []
-    targets = resolve_targets(event.tenant_id, event.type)
-    queue = background_queue()
-    for target_id in targets:
-        queue.enqueue(deliver_notification, event_id, target_id)
-    return targets
+        return
+    for target_id in resolve_targets(event.tenant_id, event.type):
+        outbox.emit(NOTIFICATION_DUE, {"event_id": event.id, "target_id": target_id})
 
 
 def load_target(target_id: str, event_type: str) -> Target | None:
@@ -133,16 +130,18 @@ def load_target(target_id: str, event_type: str) -> Target | None:
     return target_for(row) if row is not None and row.enabled else None
 
 
-@task
-def deliver_notification(event_id: str, target_id: str, attempt: int = 1) -> bool:
-    """RQ task: one attempt to send an event to one integration; retried on failure."""
-    event = db.session.get(Event, event_id)
-    target = load_target(target_id, event.type) if event is not None else None
+def deliver_notification(payload: dict[str, Any], attempt: int = 1) -> None:
+    """``notification.due`` subscriber: one attempt to send an event to one integration.
+
+    :raises RetryLater: when it failed and a retry is left.
+    """
+    event = db.session.get(Event, payload["event_id"])
+    target = load_target(payload["target_id"], event.type) if event is not None else None
     if event is None or target is None:
-        return False
+        return
     notification = build_notification(event)
     if notification.action == "resolve" and not _incident_open(target, notification):
-        return True  # nothing of ours to resolve
+        return  # nothing of ours to resolve
     outcome, url = send_notification(target, notification)
     record = Delivery(
         tenant_id=event.tenant_id, kind="integration", event_id=event.id, event_type=event.type,
@@ -153,14 +152,10 @@ def deliver_notification(event_id: str, target_id: str, attempt: int = 1) -> boo
     )
     if outcome.success:
         _track_incident(target, notification)
-    elif outcome.retryable:
-        record.next_retry_at = outbound.schedule_retry(deliver_notification, attempt, event_id,
-                                                       target_id)
     db.session.add(record)
-    db.session.commit()
     log.info("notification event=%s integration=%s attempt=%d -> %s", event.id, target.id,
              attempt, "ok" if outcome.success else outcome.error)
-    return outcome.success
+    outbound.retry_if_worth_it(record, outcome, attempt)
 
 
 def send_notification(target: Target, notification: Notification) -> tuple[outbound.Outcome, str]:

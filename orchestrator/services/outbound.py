@@ -11,9 +11,8 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +20,7 @@ import requests
 from flask import current_app
 
 from orchestrator.models import utcnow
+from orchestrator.services.outbox import RetryLater
 
 log = logging.getLogger(__name__)
 # urllib3 logs every request line, path included, at DEBUG; Slack/Discord/Teams webhook
@@ -108,20 +108,12 @@ def retry_delays() -> list[int]:
     return [int(x) for x in str(raw).split(",") if x.strip()]
 
 
-def schedule_retry(func: Callable[..., Any], attempt: int, *args: Any) -> datetime | None:
-    """Enqueue ``func(*args, attempt=attempt + 1)`` after the backoff; None when out of tries.
-
-    Delayed jobs use RQ's scheduler, which runs inside ``scriptmesh worker``.
-    """
-    from orchestrator.queues import background_queue
-
+def retry_if_worth_it(record: Any, outcome: Outcome, attempt: int) -> None:
+    """After a failed attempt with a retry left, note when on ``record`` (a ``Delivery``)
+    and raise ``RetryLater`` for the outbox; otherwise return."""
     delays = retry_delays()
-    if attempt > len(delays):
-        return None
+    if outcome.success or not outcome.retryable or attempt > len(delays):
+        return
     delay = max(0, delays[attempt - 1])
-    queue = background_queue()
-    if delay == 0:
-        queue.enqueue(func, *args, attempt=attempt + 1)
-    else:
-        queue.enqueue_in(timedelta(seconds=delay), func, *args, attempt=attempt + 1)
-    return utcnow() + timedelta(seconds=delay)
+    record.next_retry_at = utcnow() + timedelta(seconds=delay)
+    raise RetryLater(outcome.error or "failed", delay)

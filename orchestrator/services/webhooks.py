@@ -1,9 +1,11 @@
 """Completion webhooks: POST a finished job's full result, signed, with retries.
 
-``on_job_finished`` calls ``queue_job_webhook``; the RQ task runs only after
-the job's terminal state is committed. Each attempt is a ``Delivery`` row
+``deliver_job_webhook`` is the ``webhook`` subscriber of ``job.finished``: an
+outbox row written with the job's terminal state, delivered by the worker
+once that state has committed. Each attempt is a ``Delivery`` row
 (``GET /jobs/{id}/deliveries``); failures (non-2xx, timeouts, refused
-connections) are retried with the backoff in ``WEBHOOK_RETRY_DELAYS``.
+connections) are retried by the outbox after the ``WEBHOOK_RETRY_DELAYS``
+backoff, so a retry survives a Redis restart or flush.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from typing import Any
 from orchestrator.extensions import db
 from orchestrator.models import Delivery, Job
 from orchestrator.services import outbound, signing
-from orchestrator.services.completion import STATUS_EVENTS
-from orchestrator.services.post_commit import enqueue_after_commit
-from orchestrator.tasks import task
+from orchestrator.services.lifecycle import STATUS_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,9 @@ EVENT_HEADER = "X-ScriptMesh-Event"
 DELIVERY_HEADER = "X-ScriptMesh-Delivery"
 
 
-def queue_job_webhook(job: Job) -> None:
-    """Deliver ``job``'s webhook once the current transaction commits (no-op without one)."""
-    if job.webhook_url:
-        enqueue_after_commit(deliver_job_webhook, job.id)
+def has_webhook(payload: dict[str, Any]) -> bool:
+    """Whether a finished job asked for a webhook (the subscriber's filter)."""
+    return bool(payload.get("has_webhook"))
 
 
 def job_document(job: Job) -> dict[str, Any]:
@@ -42,15 +41,14 @@ def _body(job: Job) -> bytes:
     return json.dumps(job_document(job), separators=(",", ":"), default=str).encode()
 
 
-@task
-def deliver_job_webhook(job_id: str, attempt: int = 1) -> bool:
-    """RQ task: one delivery attempt of ``job_id``'s webhook; schedules the next on failure.
+def deliver_job_webhook(payload: dict[str, Any], attempt: int = 1) -> None:
+    """One delivery attempt of a finished job's webhook (the outbox calls it).
 
-    :returns: True when the receiver answered 2xx.
+    :raises RetryLater: when the receiver failed and a retry is left.
     """
-    job = db.session.get(Job, job_id)
+    job = db.session.get(Job, payload["job_id"])
     if job is None or not job.webhook_url:
-        return False
+        return
     body = _body(job)
     headers = signing.signed_headers(signing.signing_secret(job.tenant_id), body)
     headers[EVENT_HEADER] = STATUS_EVENTS.get(job.status, "job.finished")
@@ -62,13 +60,10 @@ def deliver_job_webhook(job_id: str, attempt: int = 1) -> bool:
         attempt=attempt, status_code=outcome.status_code, success=outcome.success,
         error=outcome.error, duration_ms=outcome.duration_ms,
     )
-    if not outcome.success and outcome.retryable:
-        record.next_retry_at = outbound.schedule_retry(deliver_job_webhook, attempt, job.id)
     db.session.add(record)
-    db.session.commit()
     log.info("webhook job=%s attempt=%d target=%s -> %s", job.id, attempt, record.target,
              "ok" if outcome.success else outcome.error)
-    return outcome.success
+    outbound.retry_if_worth_it(record, outcome, attempt)
 
 
 def list_deliveries(job_id: str) -> list[Delivery]:

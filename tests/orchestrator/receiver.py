@@ -14,6 +14,7 @@ from rq import SimpleWorker
 
 from orchestrator.extensions import redis_store
 from orchestrator.queues import background_queue
+from orchestrator.services import outbox
 
 
 @dataclass
@@ -75,14 +76,17 @@ class Receiver:
 
 
 def run_background_jobs(app: Flask) -> int:
-    """Run every queued background job (webhooks, notifications) in this process; return
-    how many RQ jobs ran."""
+    """Do what ``scriptmesh worker`` and the scheduler's outbox relay would, in this process,
+    until nothing is due (webhooks, notifications, retries without delay); return how many
+    RQ jobs ran."""
     with app.app_context():
         queue = background_queue()
         worker = SimpleWorker([queue], connection=redis_store.connection)
         ran = 0
-        while queue.count:
-            before = queue.count
-            worker.work(burst=True, logging_level="WARNING")
-            ran += before
-        return ran
+        while True:
+            while queue.count:
+                before = queue.count
+                worker.work(burst=True, logging_level="WARNING")
+                ran += before
+            if not outbox.relay_due():
+                return ran

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from orchestrator.extensions import db
 from orchestrator.models import Job
-from orchestrator.services import dispatch
+from orchestrator.services import agent_queues, dispatch
 from tests.orchestrator.agent_sim import Workspace, workspace
 
 
@@ -165,7 +165,7 @@ def test_a_duplicate_queue_entry_is_never_leased_twice(app: Flask, ws: Workspace
     sim = ws.agent()
     job_id = ws.trigger_id()
     with app.app_context():
-        dispatch.enqueue(db.session.get(Job, job_id))  # e.g. a reconciler racing the enqueue
+        agent_queues.enqueue(db.session.get(Job, job_id))  # e.g. a reconciler racing the enqueue
     assert [j["job_id"] for j in sim.poll_jobs(max_jobs=5)] == [job_id]
     assert sim.poll_jobs(max_jobs=5) == []
     with app.app_context():

@@ -8,13 +8,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from rq.registry import ScheduledJobRegistry
 
 from orchestrator.extensions import db
-from orchestrator.models import Job, Schedule, utcnow
+from orchestrator.models import Job, OutboxMessage, Schedule, utcnow
 from orchestrator.queues import background_queue
-from orchestrator.services import scheduling
-from orchestrator.services.completion import on_job_finished
+from orchestrator.services import lifecycle, outbox, scheduling
 from orchestrator.services.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from tests.orchestrator.agent_sim import Workspace, workspace
 from tests.orchestrator.receiver import Receiver, run_background_jobs
@@ -94,23 +92,30 @@ def test_failing_receiver_gets_the_third_attempt(app: Flask, client: FlaskClient
     assert webhook[0]["target"] == receiver.url and webhook[0]["event_type"] == "job.failed"
 
 
-def test_retry_waits_with_backoff_in_rq_scheduler(app: Flask, ws: Workspace) -> None:
+def test_retry_waits_with_backoff_in_the_outbox(app: Flask, ws: Workspace) -> None:
     sim = ws.agent()
-    with Receiver(statuses=(503,)) as receiver:
+    with Receiver(statuses=(503, 200)) as receiver:
         job_id = ws.trigger_id(webhook_url=receiver.url)
         sim.take(job_id)
         sim.result(job_id)
         started = utcnow()
         run_background_jobs(app)
         assert len(receiver.requests) == 1
+        with app.app_context():
+            (retry,) = db.session.execute(db.select(OutboxMessage).where(
+                OutboxMessage.subscriber == "webhook")).scalars()
+            delay = (retry.available_at - started).total_seconds()
+            assert 10 <= delay <= 20, "first retry after WEBHOOK_RETRY_DELAYS[0] = 15 s"
+            assert retry.attempts == 1 and retry.payload["job_id"] == job_id
+            assert retry.last_error == "HTTP 503" and retry.claimed_until is None
+            # The retry lives in the database: a Redis flush loses nothing.
+            app.extensions["scriptmesh.redis"]["connection"].flushdb()
+            retry.available_at = utcnow()
+            db.session.commit()
+        run_background_jobs(app)
+        assert len(receiver.requests) == 2, "the retry survived the flush"
     with app.app_context():
-        registry = ScheduledJobRegistry(queue=background_queue())
-        (retry_id,) = registry.get_job_ids()
-        due = registry.get_scheduled_time(retry_id)
-        delay = (due - started).total_seconds()
-        assert 10 <= delay <= 20, "first retry after WEBHOOK_RETRY_DELAYS[0] = 15 s"
-        retry = background_queue().fetch_job(retry_id)
-        assert retry.kwargs == {"attempt": 2} and retry.args == (job_id,)
+        assert outbox.pending_count(["webhook"]) == 0, "delivered rows are deleted"
 
 
 def test_nothing_is_queued_when_the_transaction_rolls_back(app: Flask, ws: Workspace) -> None:
@@ -120,16 +125,15 @@ def test_nothing_is_queued_when_the_transaction_rolls_back(app: Flask, ws: Works
         queue = background_queue()
         queue.empty()
         job = db.session.get(Job, job_id)
-        job.status = "failed"
-        on_job_finished(job)
+        assert lifecycle.finish_job(job, "failed")
         db.session.rollback()
-        assert queue.count == 0
+        assert queue.count == 0 and outbox.pending_count(["webhook"]) == 0
         job = db.session.get(Job, job_id)
-        job.status = "failed"
-        on_job_finished(job)
+        assert lifecycle.finish_job(job, "failed")
         db.session.commit()
         names = [j.func_name for j in queue.get_jobs()]
-        assert "orchestrator.services.webhooks.deliver_job_webhook" in names
+        assert "orchestrator.services.outbox.deliver_messages" in names
+        assert outbox.pending_count(["webhook"]) == 1
 
 
 def test_private_targets_refused_when_guard_is_on(app: Flask, client: FlaskClient,
