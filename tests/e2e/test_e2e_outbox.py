@@ -42,7 +42,8 @@ def test_a_redis_flush_loses_no_webhook_retry_notification_or_pending_job(
     token = operator["token"]
     agent = start_agent("steady", operator["agent_key"](), hub)
     with Receiver(statuses=(503,)) as receiver, Receiver() as notified:
-        status, _ = hub.call("POST", "/integrations", operator["token"], {
+        user_jwt = operator["headers"]["Authorization"].removeprefix("Bearer ")
+        status, _ = hub.call("POST", "/integrations", user_jwt, {
             "type": "webhook", "name": "ops", "secrets": {"secret": "s3cret"},
             "config": {"url": notified.url + "/notify", "events": ["job.succeeded"]}})
         assert status == 201
