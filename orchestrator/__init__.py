@@ -17,12 +17,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     :param config: settings that override the environment (tests pass theirs here).
     """
-    from orchestrator import tenancy  # noqa: F401 - installs the tenant filter
     from orchestrator.api import add_security_scheme, register_blueprints
     from orchestrator.config import load_settings
     from orchestrator.errors import register_error_handlers
     from orchestrator.extensions import init_extensions
     from orchestrator.subscribers import register_subscribers
+    from orchestrator.tenancy import install_tenant_filter
 
     app = Flask(__name__)
     app.config.from_mapping(load_settings(config))
@@ -31,6 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
     configure_logging(app)
     init_extensions(app)
+    install_tenant_filter()
     register_subscribers(app)
     add_security_scheme()
     register_blueprints(app)

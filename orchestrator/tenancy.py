@@ -1,7 +1,8 @@
 """Tenant isolation in one place: every ORM query is filtered by the request's tenant.
 
 ``authenticate`` (``orchestrator.security``) stores the caller's tenant on
-``flask.g``; the ``do_orm_execute`` hook below then adds
+``flask.g``; the ``do_orm_execute`` hook below (installed by ``create_app``
+through ``install_tenant_filter``) then adds
 ``tenant_id = <that tenant>`` to every SELECT, UPDATE and DELETE that touches
 a ``TenantScoped`` model, and ``before_flush`` stamps new rows with it. Views
 and services never filter by tenant by hand, so none can forget to.
@@ -28,7 +29,13 @@ def current_tenant_id() -> str | None:
     return None
 
 
-@event.listens_for(Session, "do_orm_execute")
+def install_tenant_filter() -> None:
+    """Hook the filter and the stamp into every session (once per process)."""
+    for name, hook in (("do_orm_execute", _scope_to_tenant), ("before_flush", _stamp_tenant)):
+        if not event.contains(Session, name, hook):
+            event.listen(Session, name, hook)
+
+
 def _scope_to_tenant(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete):
         return
@@ -44,7 +51,6 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
     )
 
 
-@event.listens_for(Session, "before_flush")
 def _stamp_tenant(session: Session, flush_context: object, instances: object) -> None:
     tenant_id = current_tenant_id()
     if tenant_id is None:
