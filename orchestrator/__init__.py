@@ -17,6 +17,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     :param config: settings that override the environment (tests pass theirs here).
     """
+    from orchestrator import key_cache
     from orchestrator.api import add_security_scheme, register_blueprints
     from orchestrator.config import load_settings
     from orchestrator.errors import register_error_handlers
@@ -31,6 +32,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
     configure_logging(app)
     init_extensions(app)
+    key_cache.init_app(app)
     install_tenant_filter()
     register_subscribers(app)
     add_security_scheme()

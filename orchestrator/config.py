@@ -22,6 +22,8 @@ DEFAULT_POLL_WAIT = 25.0
 DEFAULT_LEASE_SECONDS = 30
 DEFAULT_HEARTBEAT_INTERVAL = 60
 DEFAULT_OFFLINE_AFTER_MISSED = 3
+#: Seconds an authenticated API key is served from memory (revocations apply at once anyway).
+DEFAULT_API_KEY_CACHE_SECONDS = 5.0
 DEFAULT_AUTH_RATE_LIMIT = "20 per minute"
 DEFAULT_AUTH_IP_RATE_LIMIT = "60 per minute"
 DEFAULT_WEBHOOK_TIMEOUT = 10.0
@@ -70,6 +72,7 @@ ENV_SETTINGS: tuple[tuple[str, str, type], ...] = (
     ("LEASE_SECONDS", "LEASE_SECONDS", int),
     ("HEARTBEAT_INTERVAL", "HEARTBEAT_INTERVAL", int),
     ("OFFLINE_AFTER_MISSED", "OFFLINE_AFTER_MISSED", int),
+    ("API_KEY_CACHE_SECONDS", "API_KEY_CACHE_SECONDS", float),
     ("WEBHOOK_BLOCK_PRIVATE", "WEBHOOK_BLOCK_PRIVATE", env_bool),
     ("WEBHOOK_TIMEOUT", "WEBHOOK_TIMEOUT", float),
     ("WEBHOOK_RETRY_DELAYS", "WEBHOOK_RETRY_DELAYS", str),
@@ -117,6 +120,7 @@ def default_settings() -> dict[str, Any]:
         "LEASE_SECONDS": DEFAULT_LEASE_SECONDS,
         "HEARTBEAT_INTERVAL": DEFAULT_HEARTBEAT_INTERVAL,
         "OFFLINE_AFTER_MISSED": DEFAULT_OFFLINE_AFTER_MISSED,
+        "API_KEY_CACHE_SECONDS": DEFAULT_API_KEY_CACHE_SECONDS,
         # Library settings that are not meant to be changed by users.
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "JSON_SORT_KEYS": False,

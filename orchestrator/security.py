@@ -17,10 +17,12 @@ from typing import Any, TypeVar
 
 import jwt as pyjwt
 import redis
+import sqlalchemy as sa
 from flask import current_app, g, request
 from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 
+from orchestrator import key_cache
 from orchestrator.errors import Forbidden, TokenExpired, Unauthorized
 from orchestrator.extensions import db, redis_store
 from orchestrator.models import ApiKey, Scope, User, utcnow
@@ -84,30 +86,49 @@ def authenticate() -> Principal:
 
 
 def _principal_from_api_key(raw_key: str) -> Principal:
+    """The key's principal: from the key cache while its epoch holds, else the database."""
+    key_hash = hash_api_key(raw_key)
+    cache = key_cache.key_cache()
+    epoch = key_cache.current_epoch()
+    now = utcnow()
+    cached = cache.get(key_hash, epoch)
+    if cached is None:
+        principal, expires_at, last_used_at = _load_api_key(key_hash)
+        cached = key_cache.fresh_entry(principal, expires_at, last_used_at, epoch)
+        if cached is not None:
+            cache.put(key_hash, cached)
+    else:
+        principal, expires_at, last_used_at = (cached.principal, cached.expires_at,
+                                               cached.last_used_at)
+    if expires_at is not None and expires_at <= now:
+        raise TokenExpired("This API key has expired.", error_code="api_key_expired")
+    if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
+        record_key_use(principal.api_key_id, now)
+        cache.touched(key_hash, now)
+    return principal
+
+
+def _load_api_key(key_hash: str) -> tuple[Principal, datetime | None, datetime | None]:
     key = db.session.execute(
-        db.select(ApiKey).where(ApiKey.key_hash == hash_api_key(raw_key))
+        db.select(ApiKey).where(ApiKey.key_hash == key_hash)
         .execution_options(all_tenants=True)
     ).scalar_one_or_none()
     if key is None:
         raise Unauthorized("Invalid API key.")
     if key.revoked_at is not None:
         raise Unauthorized("This API key has been revoked.", error_code="api_key_revoked")
-    now = utcnow()
-    if key.expires_at is not None and key.expires_at <= now:
-        raise TokenExpired("This API key has expired.", error_code="api_key_expired")
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        record_key_use(key, now)
     # Only an admin-scope key can carry instance-admin rights: skip the user row otherwise
     # (agent keys authenticate every poll, heartbeat and upload).
     is_admin = key.scope == Scope.ADMIN.value and bool(
         getattr(db.session.get(User, key.user_id), "is_admin", False))
-    return Principal(
+    principal = Principal(
         tenant_id=key.tenant_id, user_id=key.user_id, scope=Scope(key.scope),
         is_admin=is_admin, api_key_id=key.id, agent_name=key.agent_name,
     )
+    return principal, key.expires_at, key.last_used_at
 
 
-def record_key_use(key: ApiKey, now: datetime) -> None:
+def record_key_use(key_id: str, now: datetime) -> None:
     """Stamp ``last_used_at`` at most once per ``LAST_USED_RESOLUTION`` across all replicas.
 
     A fleet of agents sharing one key would otherwise all race to update the
@@ -115,12 +136,13 @@ def record_key_use(key: ApiKey, now: datetime) -> None:
     """
     seconds = int(LAST_USED_RESOLUTION.total_seconds())
     try:
-        won = redis_store.connection.set(LAST_USED_KEY.format(key_id=key.id), b"1",
+        won = redis_store.connection.set(LAST_USED_KEY.format(key_id=key_id), b"1",
                                          nx=True, ex=seconds)
     except redis.RedisError:
         return  # a bookkeeping stamp never fails the request
     if won:
-        key.last_used_at = now
+        db.session.execute(sa.update(ApiKey).where(ApiKey.id == key_id)
+                           .values(last_used_at=now).execution_options(all_tenants=True))
         db.session.commit()
 
 

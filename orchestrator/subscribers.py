@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Flask
 
+from orchestrator import key_cache
 from orchestrator.services import dispatch, fanout_progress, lifecycle, notify, outbox, webhooks
 from orchestrator.services.events import EVENT_RECORDED
 from orchestrator.services.outbox import Mode, Subscriber
@@ -44,6 +45,9 @@ SUBSCRIBERS = (
                accepts=notify.may_notify),
     Subscriber("notification", notify.NOTIFICATION_DUE, notify.deliver_notification,
                Mode.BACKGROUND),
+    # Cached keys expire within API_KEY_CACHE_SECONDS should this bump be lost.
+    Subscriber("key_cache_epoch", key_cache.API_KEYS_CHANGED, key_cache.bump_epoch,
+               Mode.AFTER_COMMIT),
 )
 
 

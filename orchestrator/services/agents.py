@@ -19,8 +19,10 @@ from flask import current_app
 
 from orchestrator.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from orchestrator.extensions import db
+from orchestrator.key_cache import API_KEYS_CHANGED
 from orchestrator.models import Agent, ApiKey, Scope, utcnow
 from orchestrator.security import Principal, hash_api_key
+from orchestrator.services import outbox
 from orchestrator.services.events import record_event
 
 AGENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -143,11 +145,12 @@ def apply_report(agent: Agent, data: dict[str, Any]) -> None:
 def _bind_caller_key(principal: Principal, name: str) -> None:
     """Bind the calling agent key to ``name`` unless it is bound already (then it must match)."""
     if principal.agent_name is None:
-        db.session.execute(
+        if db.session.execute(
             sa.update(ApiKey).where(ApiKey.id == principal.api_key_id,
                                     ApiKey.agent_name.is_(None))
             .values(agent_name=name).execution_options(synchronize_session=False)
-        )
+        ).rowcount:
+            outbox.emit(API_KEYS_CHANGED, {"key_id": principal.api_key_id})
         bound = db.session.execute(
             db.select(ApiKey.agent_name).where(ApiKey.id == principal.api_key_id)
         ).scalar_one()
@@ -171,7 +174,9 @@ def _bind_named_key(raw_key: str, name: str) -> bool:
     if key.agent_name not in (None, name):
         raise Conflict(f"That API key is already bound to agent '{key.agent_name}'.",
                        error_code="api_key_bound_elsewhere")
-    key.agent_name = name
+    if key.agent_name != name:
+        key.agent_name = name
+        outbox.emit(API_KEYS_CHANGED, {"key_id": key.id})
     return True
 
 

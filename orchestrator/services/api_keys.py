@@ -12,8 +12,10 @@ from typing import Any
 
 from orchestrator.errors import Forbidden, NotFound, ValidationFailed
 from orchestrator.extensions import db
+from orchestrator.key_cache import API_KEYS_CHANGED
 from orchestrator.models import ApiKey, Scope, User, utcnow
 from orchestrator.security import API_KEY_PREFIX, SCOPE_GRANTS, Principal, hash_api_key
+from orchestrator.services import outbox
 
 KEY_PREFIX_LENGTH = 12
 KEY_RANDOM_BYTES = 32
@@ -102,5 +104,6 @@ def revoke_api_key(key_id: str) -> ApiKey:
     key = get_api_key(key_id)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        outbox.emit(API_KEYS_CHANGED, {"key_id": key.id})
         db.session.commit()
     return key

@@ -26,8 +26,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import sqlalchemy as sa
-
 from orchestrator.extensions import db
 from orchestrator.ids import new_id
 from orchestrator.models import Job, JobStatus, utcnow
@@ -105,9 +103,12 @@ def finish_jobs(jobs: Iterable[Job], status: str, *conditions: Any, error: str |
 
 
 def _move(job_id: str, target: str, conditions: tuple[Any, ...], values: dict[str, Any]) -> bool:
+    """One Core UPDATE (the callers loaded the job through the tenant filter, or hold it
+    by its agent): Core skips the ORM's per-statement bookkeeping on the hot path."""
+    table = Job.__table__
     return db.session.execute(
-        sa.update(Job).where(Job.id == job_id, Job.status.in_(sources(target)), *conditions)
-        .values(status=target, **values).execution_options(synchronize_session=False)
+        table.update().where(table.c.id == job_id, table.c.status.in_(sources(target)),
+                             *conditions).values(status=target, **values)
     ).rowcount == 1
 
 

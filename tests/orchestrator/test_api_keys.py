@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from orchestrator import key_cache
 from orchestrator.errors import Forbidden
 from orchestrator.extensions import db
 from orchestrator.models import ApiKey, Scope, User, utcnow
@@ -81,6 +82,9 @@ def test_expired_key_is_401_saying_it_expired(client: FlaskClient, app: Flask,
         key = db.session.execute(db.select(ApiKey)).scalar_one()
         key.expires_at = utcnow() - timedelta(seconds=1)
         db.session.commit()
+        assert client.get("/auth/me", headers=key_header(raw)).status_code == 200, \
+            "served from the key cache: a change behind the services' back is not seen"
+        key_cache.bump_epoch({})  # what every service that changes a key does
     response = client.get("/auth/me", headers=key_header(raw))
     assert response.status_code == 401
     assert response.json["error"]["code"] == "api_key_expired"
@@ -141,3 +145,22 @@ def test_deleting_a_missing_key_is_404(client: FlaskClient, make_user: Any) -> N
                              headers=make_user()["headers"])
     assert response.status_code == 404
     assert response.json["error"]["code"] == "api_key_not_found"
+
+
+def test_a_revocation_reaches_every_replicas_key_cache_at_once(
+        app: Flask, client: FlaskClient, make_user: Any, make_api_key: Any) -> None:
+    from orchestrator import create_app
+
+    user = make_user()
+    raw = make_api_key(user["user_id"])
+    replica = create_app({key: app.config[key] for key in (
+        "TESTING", "DATA_DIR", "SQLALCHEMY_DATABASE_URI", "REDIS_URL", "SECRET_KEY",
+        "JWT_SECRET_KEY", "ENCRYPTION_KEY")}).test_client()
+    for hub in (client, replica):  # both replicas now serve the key from memory
+        assert hub.get("/auth/me", headers=key_header(raw)).status_code == 200
+    (listed,) = client.get("/auth/api-keys", headers=user["headers"]).json
+    assert client.delete(f"/auth/api-keys/{listed['id']}",
+                         headers=user["headers"]).status_code in (200, 204)
+    response = replica.get("/auth/me", headers=key_header(raw))
+    assert response.status_code == 401, "the other replica's cache was invalidated"
+    assert response.json["error"]["code"] == "api_key_revoked"
