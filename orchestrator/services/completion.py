@@ -25,6 +25,7 @@ def on_job_finished(job: Job) -> None:
     The webhook task and the event's notifications are enqueued only when the
     caller's transaction commits (``orchestrator.services.post_commit``).
     """
+    from orchestrator.services.integration_hooks import queue_job_finished
     from orchestrator.services.webhooks import queue_job_webhook
 
     event_type = STATUS_EVENTS.get(job.status)
@@ -34,6 +35,7 @@ def on_job_finished(job: Job) -> None:
                               "status": job.status, "exit_code": job.exit_code,
                               "schedule_id": job.schedule_id})
     queue_job_webhook(job)
+    queue_job_finished(job)  # git write-back and AI auto-diagnosis, in the worker
     if job.fanout_id:
         from orchestrator.services.fanout_progress import on_fanout_job_finished
 
