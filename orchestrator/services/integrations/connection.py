@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator.extensions import db
 from orchestrator.models import GlobalIntegration, Integration, utcnow
+from orchestrator.services import notify  # also installs the event -> notification hook
 from orchestrator.services.integrations.manage import (
     decrypted_secrets,
     get_integration,
@@ -35,8 +36,6 @@ def test_integration(model: type[Integration] | type[GlobalIntegration], integra
     elif row.type == "git":
         status_code, error, duration_ms = _test_git(row)
     else:
-        from orchestrator.services import notify
-
         return notify.test_integration(model, integration_id, tenant_id)
     row.last_test_at = utcnow()
     row.last_test_status = "error" if error else "ok"
