@@ -21,7 +21,7 @@ from orchestrator.extensions import db
 from orchestrator.models import AiAnalysis, GlobalIntegration, Integration, Job, utcnow
 from orchestrator.services.ai import routing
 from orchestrator.services.ai.providers import ProviderError, chat
-from orchestrator.services.ai.redact import redact
+from orchestrator.services.ai.redact import redact, redact_values
 from orchestrator.services.crypto import SecretUnreadable
 from orchestrator.services.post_commit import enqueue_after_commit
 from orchestrator.tasks import task
@@ -89,7 +89,7 @@ def run_analysis(analysis_id: str) -> str:
     try:
         resolution = routing.resolve(row.task, row.tenant_id)
         known.append(resolution.settings.api_key or "")
-        context = redact(json.dumps(_context(row), indent=1, default=str), known)
+        context = json.dumps(redact_values(_context(row), known), indent=1, default=str)
         reply = chat(resolution.settings, SYSTEM_PROMPT.format(goal=GOALS[row.task]), context)
     except (ProviderError, ValidationFailed) as exc:
         row.status, row.error = "error", redact(str(getattr(exc, "description", exc)), known)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 REDACTED = "[REDACTED]"
 #: Shorter known values are not searched for: they would blank ordinary words.
@@ -39,3 +40,16 @@ def redact(text: str | None, known: Iterable[str] = ()) -> str:
     for pattern in TOKEN_PATTERNS:
         text = pattern.sub(REDACTED, text)
     return text
+
+
+def redact_values(value: Any, known: Iterable[str] = ()) -> Any:
+    """``value`` (JSON-like) with every string in it redacted (before it is encoded, so
+    escapes such as ``\\n`` cannot hide a value's end)."""
+    known = list(known)
+    if isinstance(value, str):
+        return redact(value, known)
+    if isinstance(value, dict):
+        return {key: redact_values(item, known) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_values(item, known) for item in value]
+    return value
