@@ -86,6 +86,11 @@ def run_analysis(analysis_id: str) -> str:
     if row is None or row.status != "queued":
         return row.status if row else "missing"
     known = known_secrets(row.tenant_id)
+    if row.job_id and (job := db.session.get(Job, row.job_id)) is not None:
+        # Values are never sent as fields, and not through the output either (a script may
+        # echo its API_TOKEN param).
+        known.extend(str(v) for v in [*job.params.values(), *job.variables.values()]
+                     if isinstance(v, str))
     try:
         resolution = routing.resolve(row.task, row.tenant_id)
         known.append(resolution.settings.api_key or "")
