@@ -17,8 +17,14 @@ log = logging.getLogger(__name__)
 
 
 def queue_job_finished(job: Job) -> None:
-    """Run ``handle_job_finished(job.id)`` in the worker once the caller commits."""
-    enqueue_after_commit(handle_job_finished, job.id)
+    """Run ``handle_job_finished(job.id)`` in the worker once the caller commits.
+
+    Only jobs something may react to are queued: Git-triggered ones (their key, or
+    their fan-out's), and failures (automatic diagnosis); a plain success costs nothing.
+    """
+    git_run = (job.idempotency_key or "").startswith("git:") or job.fanout_id is not None
+    if git_run or job.status in ("failed", "timeout"):
+        enqueue_after_commit(handle_job_finished, job.id)
 
 
 @task

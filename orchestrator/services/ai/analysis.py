@@ -60,8 +60,11 @@ def request_analysis(task_name: str, *, job_id: str | None = None, script: str |
         if not (script or schedule_id):
             raise ValidationFailed("flakiness needs script or schedule_id.",
                                    error_code="missing_subject")
+        from orchestrator.models import Schedule
         from orchestrator.tenancy import current_tenant_id
 
+        if schedule_id and db.session.get(Schedule, schedule_id) is None:
+            raise NotFound(f"No schedule {schedule_id}.", error_code="schedule_not_found")
         tenant_id = current_tenant_id()
     routing.resolve(task_name, tenant_id)  # refuse now (422) rather than fail in the worker
     row = AiAnalysis(id="ai_" + secrets.token_hex(12), tenant_id=tenant_id, task=task_name,

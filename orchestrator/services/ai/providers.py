@@ -201,11 +201,14 @@ def _network_reason(exc: requests.RequestException) -> str:
 
 
 def _refusal(api: ChatAPI, settings: Settings, response: requests.Response) -> ProviderError:
+    from orchestrator.services.ai.redact import redact
+
     try:
         detail = api.error_message(response.json())
     except ValueError:
         detail = None
-    why = f": {detail}" if detail else ""
+    # Some providers quote part of the key they refused.
+    why = f": {redact(detail, [settings.api_key or ''])}" if detail else ""
     return ProviderError(f"{settings.provider} refused the request "
                          f"(HTTP {response.status_code}){why}", response.status_code)
 
