@@ -28,7 +28,8 @@ class GitDelivery(TenantScoped, Base):
     branch: Mapped[str | None] = mapped_column(sa.String(300))
     sha: Mapped[str | None] = mapped_column(sa.String(64))
     pr: Mapped[int | None] = mapped_column(sa.Integer)
-    #: "triggered", "ignored" (no matching event/branch) or "reported" (written back).
+    #: received, triggered, ignored (nothing matched), error (the trigger was refused);
+    #: then reporting, reported, retrying or report_failed (the write-back).
     state: Mapped[str] = mapped_column(sa.String(16))
     reason: Mapped[str | None] = mapped_column(sa.Text)
     job_id: Mapped[str | None] = mapped_column(sa.String(32))

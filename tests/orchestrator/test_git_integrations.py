@@ -239,3 +239,28 @@ def test_git_config_is_validated(client: FlaskClient, ws: Workspace, make_user: 
     refused = create("/admin/integrations", admin)
     assert refused.status_code == 422 and "belong to a tenant" in refused.json["error"][
         "message"]
+
+
+def test_a_failed_write_back_is_retried_and_a_refused_one_is_recorded(
+        app: Flask, client: FlaskClient, ws: Workspace) -> None:
+    app.config["WEBHOOK_RETRY_DELAYS"] = "0"
+    sim = ws.agent()
+    with github_stub() as stub:
+        hook = add_git(client, ws, "github", stub)
+        stub.fail_next = [(502, {"message": "Bad gateway"})]
+        first = github_post(client, hook["id"], "push", gp.github_push())
+        finish(ws, sim, first.json["job_id"])
+        run_background_jobs(app)
+        assert [c.path for c in stub.calls] == [f"/repos/{gp.REPO}/statuses/{gp.SHA}"] * 2
+        stub.fail_next = [(422, {"message": "No commit found for SHA"})]
+        second = github_post(client, hook["id"], "push", gp.github_push())
+        finish(ws, sim, second.json["job_id"])
+        run_background_jobs(app)
+
+    assert len(stub.calls) == 3, "a 422 is not retried"
+    states = {d.job_id: (d.state, d.report_error) for d in deliveries(app)}
+    assert states[first.json["job_id"]] == ("reported", None)
+    assert states[second.json["job_id"]] == (
+        "report_failed", "github answered HTTP 422 to POST http://127.0.0.1:"
+        f"{stub.server.server_address[1]}")
+    assert TOKEN not in str(states)

@@ -41,6 +41,10 @@ RESULT_STATES = {"success": "success", "failed": "failure", "timeout": "failure"
 class WriteBackFailed(RuntimeError):
     """The Git host did not accept a status or comment (the reason has no token or URL)."""
 
+    def __init__(self, message: str, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
 
 @task
 def handle_job_finished(job_id: str) -> None:
@@ -59,16 +63,37 @@ def handle_job_finished(job_id: str) -> None:
         if any(j.status not in TERMINAL_STATUSES for j in jobs):
             return
     delivery = _claim(key)
-    if delivery is None:
+    if delivery is not None:
+        write_back(delivery, jobs, attempt=1)
+
+
+@task
+def retry_write_back(delivery_pk: int, attempt: int = 2) -> None:
+    """RQ task: try a failed write-back again (``WEBHOOK_RETRY_DELAYS`` apart)."""
+    delivery = db.session.get(GitDelivery, delivery_pk)
+    if delivery is None or delivery.state != "retrying":
         return
+    query = (db.select(Job).where(Job.fanout_id == delivery.fanout_id).order_by(Job.fanout_seq)
+             if delivery.fanout_id else db.select(Job).where(Job.id == delivery.job_id))
+    jobs = list(db.session.execute(query).scalars())
+    if jobs:
+        write_back(delivery, jobs, attempt)
+
+
+def write_back(delivery: GitDelivery, jobs: list[Job], attempt: int) -> None:
+    """Report and record the outcome; a retryable failure is tried again later."""
     integration = db.session.get(Integration, delivery.integration_id)
     if integration is None:
         return
     try:
         report(integration, delivery, jobs)
     except WriteBackFailed as exc:
-        delivery.state, delivery.report_error = "report_failed", str(exc)
-        log.warning("git write-back for %s failed: %s", delivery.delivery_id, exc)
+        retry = exc.retryable and outbound.schedule_retry(retry_write_back, attempt,
+                                                          delivery.id)
+        delivery.state = "retrying" if retry else "report_failed"
+        delivery.report_error = str(exc)
+        log.warning("git write-back for %s failed (attempt %d): %s", delivery.delivery_id,
+                    attempt, exc)
     else:
         delivery.state, delivery.report_error = "reported", None
     delivery.reported_at = utcnow()
@@ -126,12 +151,14 @@ def call(host: GitHost, token: str, api: ApiCall) -> Any:
             headers={"User-Agent": outbound.USER_AGENT, **host.headers(token)},
             timeout=float(current_app.config.get("GIT_TIMEOUT", 15)))
     except outbound.BlockedTarget as exc:
-        raise WriteBackFailed(f"{host.name}: blocked: {exc}") from None
+        raise WriteBackFailed(f"{host.name}: blocked: {exc}", retryable=False) from None
     except requests.RequestException as exc:
         raise WriteBackFailed(f"{host.name}: {type(exc).__name__}") from None
     if response.status_code >= 300:
-        raise WriteBackFailed(f"{host.name} answered HTTP {response.status_code} to "
-                              f"{api.method} {outbound.describe_target(api.url)}")
+        code = response.status_code
+        raise WriteBackFailed(f"{host.name} answered HTTP {code} to {api.method} "
+                              f"{outbound.describe_target(api.url)}",
+                              retryable=code == 429 or code >= 500)
     try:
         return response.json()
     except ValueError:
