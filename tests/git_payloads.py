@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import uuid
 from typing import Any
 
 REPO = "octo-org/hello-world"
 SHA = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
+_events = itertools.count(1)
+
+
+def _previous_sha() -> str:
+    """Distinct events never have identical bodies: each push moves from another commit."""
+    return hashlib.sha1(f"event-{next(_events)}".encode()).hexdigest()
+
+
+def _updated_at() -> str:
+    return f"2026-12-01T12:{next(_events) % 60:02d}:{next(_events) % 60:02d}Z"
 
 
 def _user(login: str = "octocat") -> dict[str, Any]:
@@ -28,7 +39,7 @@ def _repository(full_name: str) -> dict[str, Any]:
 
 
 def github_push(branch: str = "main", sha: str = SHA, repo: str = REPO) -> dict[str, Any]:
-    return {"ref": f"refs/heads/{branch}", "before": "0" * 40, "after": sha,
+    return {"ref": f"refs/heads/{branch}", "before": _previous_sha(), "after": sha,
             "created": False, "deleted": False, "forced": False, "base_ref": None,
             "compare": f"https://github.com/{repo}/compare/abc...def",
             "commits": [{"id": sha, "message": "Fix the thing", "timestamp":
@@ -44,6 +55,7 @@ def github_pull_request(action: str = "opened", number: int = 42, sha: str = SHA
                         repo: str = REPO) -> dict[str, Any]:
     return {"action": action, "number": number, "pull_request": {
         "id": 1, "number": number, "state": "open", "title": "Add the feature",
+        "updated_at": _updated_at(),
         "user": _user(), "head": {"label": f"octocat:{head}", "ref": head, "sha": sha,
                                   "repo": _repository(repo)},
         "base": {"label": f"octo-org:{base}", "ref": base, "sha": "f" * 40,
@@ -84,7 +96,8 @@ def _project(path: str) -> dict[str, Any]:
 
 
 def gitlab_push(branch: str = "main", sha: str = SHA, repo: str = REPO) -> dict[str, Any]:
-    return {"object_kind": "push", "event_name": "push", "before": "0" * 40, "after": sha,
+    return {"object_kind": "push", "event_name": "push", "before": _previous_sha(),
+            "after": sha,
             "ref": f"refs/heads/{branch}", "ref_protected": True, "checkout_sha": sha,
             "user_username": "jsmith", "project_id": 15, "project": _project(repo),
             "commits": [{"id": sha, "message": "Fix the thing", "title": "Fix the thing"}],
@@ -96,6 +109,7 @@ def gitlab_merge_request(action: str = "open", iid: int = 5, sha: str = SHA,
                          repo: str = REPO) -> dict[str, Any]:
     attributes = {"id": 99, "iid": iid, "target_branch": base, "source_branch": head,
                   "state": "opened", "action": action, "title": "Add the feature",
+                  "updated_at": _updated_at(),
                   "last_commit": {"id": sha, "message": "Add the feature"},
                   "merge_status": "unchecked"}
     if action == "update":

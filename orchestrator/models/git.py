@@ -11,11 +11,13 @@ from orchestrator.models.base import Base, TenantScoped, UTCDateTime, utcnow
 
 
 class GitDelivery(TenantScoped, Base):
-    """One accepted webhook call; its delivery id is remembered so a replay is refused."""
+    """One accepted webhook call; its delivery id and body digest are remembered so a replay
+    is refused."""
 
     __tablename__ = "git_deliveries"
     __table_args__ = (
         sa.UniqueConstraint("integration_id", "delivery_id", name="uq_git_deliveries_delivery"),
+        sa.UniqueConstraint("integration_id", "body_sha256", name="uq_git_deliveries_body"),
         sa.Index("ix_git_deliveries_job", "job_id"),
         sa.Index("ix_git_deliveries_fanout", "fanout_id"),
     )
@@ -23,6 +25,9 @@ class GitDelivery(TenantScoped, Base):
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     integration_id: Mapped[str] = mapped_column(sa.String(32))
     delivery_id: Mapped[str] = mapped_column(sa.String(200))
+    #: The signature covers the body but not the delivery id header: a captured call
+    #: replayed under a new id still has the same body.
+    body_sha256: Mapped[str] = mapped_column(sa.String(64))
     event: Mapped[str] = mapped_column(sa.String(32))
     repo: Mapped[str | None] = mapped_column(sa.String(300))
     branch: Mapped[str | None] = mapped_column(sa.String(300))

@@ -89,14 +89,18 @@ def test_bad_missing_and_replayed_signatures_run_nothing(
         unsigned = client.post(f"/hooks/git/{hook['id']}", data=body,
                                headers={"X-GitHub-Event": "push",
                                         "X-GitHub-Delivery": "d-unsigned"})
-        first = github_post(client, hook["id"], "push", gp.github_push(), delivery="d-1")
-        replay = github_post(client, hook["id"], "push", gp.github_push(), delivery="d-1")
+        push = gp.github_push()
+        first = github_post(client, hook["id"], "push", push, delivery="d-1")
+        replay = github_post(client, hook["id"], "push", push, delivery="d-1")
+        # The delivery id is not signed: a captured body under a fresh id is a replay too.
+        renamed = github_post(client, hook["id"], "push", push, delivery="d-2")
         unknown = github_post(client, "int_nope", "push", gp.github_push())
 
     assert bad.status_code == 401 and bad.json["error"]["code"] == "bad_signature"
     assert unsigned.status_code == 401
     assert first.status_code == 202
     assert replay.status_code == 409 and replay.json["error"]["code"] == "replayed_delivery"
+    assert renamed.status_code == 409
     assert unknown.status_code == 404
     with app.app_context():
         assert db.session.execute(db.select(db.func.count(Job.id))).scalar() == 1

@@ -68,6 +68,7 @@ def upgrade():
         sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
         sa.Column('integration_id', sa.String(length=32), nullable=False),
         sa.Column('delivery_id', sa.String(length=200), nullable=False),
+        sa.Column('body_sha256', sa.String(length=64), nullable=False),
         sa.Column('event', sa.String(length=32), nullable=False),
         sa.Column('repo', sa.String(length=300), nullable=True),
         sa.Column('branch', sa.String(length=300), nullable=True),
@@ -83,6 +84,7 @@ def upgrade():
         _tenant_column('git_deliveries'),
         sa.PrimaryKeyConstraint('id', name='pk_git_deliveries'),
         sa.UniqueConstraint('integration_id', 'delivery_id', name='uq_git_deliveries_delivery'),
+        sa.UniqueConstraint('integration_id', 'body_sha256', name='uq_git_deliveries_body'),
     )
     op.create_index('ix_git_deliveries_tenant_id', 'git_deliveries', ['tenant_id'])
     op.create_index('ix_git_deliveries_job', 'git_deliveries', ['job_id'])

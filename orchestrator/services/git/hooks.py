@@ -1,16 +1,18 @@
 """``POST /hooks/git/{integration_id}``: verify, refuse replays, match, trigger the run.
 
 Nothing runs unless the provider's signature checks out under the
-integration's ``webhook_secret``. Every accepted delivery id is stored
-(unique per integration), so the same delivery sent twice is refused with
-409. A matching push or pull request triggers ``config.trigger`` (a
-``POST /trigger-script`` body: a script, a flow or a fan-out) with ``repo``,
+integration's ``webhook_secret``. Every accepted delivery id and body digest
+is stored (unique per integration), so the same delivery sent twice, or its
+signed body under a new delivery id, is refused with 409. A matching push or
+pull request triggers ``config.trigger`` (a ``POST /trigger-script`` body: a
+script, a flow or a fan-out) with ``repo``,
 ``branch``, ``sha`` and ``pr`` as params (scripts) or variables (flows).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -64,13 +66,13 @@ def receive_webhook(integration_id: str, headers: Mapping[str, str],
     event = host.event_name(headers)
     record = GitDelivery(tenant_id=row.tenant_id, integration_id=row.id,
                          delivery_id=delivery_id[:200], event=(event or "other")[:32],
-                         state="received")
+                         body_sha256=hashlib.sha256(body).hexdigest(), state="received")
     db.session.add(record)
     try:
         db.session.commit()
     except sa.exc.IntegrityError:
         db.session.rollback()
-        raise Conflict(f"Delivery {delivery_id} was already received.",
+        raise Conflict(f"Delivery {delivery_id} (or its exact body) was already received.",
                        error_code="replayed_delivery") from None
     try:
         git_event = host.parse(event, payload if isinstance(payload, dict) else {})
