@@ -38,6 +38,11 @@ DEFAULT_DATABASE_POOL_SIZE = 5
 DEFAULT_DATABASE_MAX_OVERFLOW = 10
 DEFAULT_DATABASE_POOL_TIMEOUT = 30.0
 MIN_SECRET_LENGTH = 32
+#: AI provider calls: seconds per attempt, retries after a 429/5xx/network error.
+DEFAULT_AI_TIMEOUT = 60.0
+DEFAULT_AI_RETRIES = 2
+#: Git API calls (commit statuses, PR comments): seconds per attempt.
+DEFAULT_GIT_TIMEOUT = 15.0
 
 def env_bool(raw: str) -> bool:
     """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (case-insensitive)."""
@@ -81,6 +86,16 @@ ENV_SETTINGS: tuple[tuple[str, str, type], ...] = (
     ("TEAMS_WEBHOOK_URL", "SCRIPTMESH_TEAMS_WEBHOOK_URL", str),
     ("PAGERDUTY_ROUTING_KEY", "SCRIPTMESH_PAGERDUTY_ROUTING_KEY", str),
     ("NOTIFY_FALLBACK_EVENTS", "SCRIPTMESH_NOTIFY_FALLBACK_EVENTS", str),
+    # The last link of the AI provider chain (the providers' own variable names).
+    ("ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY", str),
+    ("ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL", str),
+    ("OPENAI_API_KEY", "OPENAI_API_KEY", str),
+    ("OPENAI_BASE_URL", "OPENAI_BASE_URL", str),
+    ("OLLAMA_HOST", "OLLAMA_HOST", str),
+    ("AI_MODEL", "SCRIPTMESH_AI_MODEL", str),
+    ("AI_TIMEOUT", "SCRIPTMESH_AI_TIMEOUT", float),
+    ("AI_RETRIES", "SCRIPTMESH_AI_RETRIES", int),
+    ("GIT_TIMEOUT", "SCRIPTMESH_GIT_TIMEOUT", float),
 )
 
 SECRET_SETTINGS = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEY")
@@ -116,6 +131,15 @@ def default_settings() -> dict[str, Any]:
         "TEAMS_WEBHOOK_URL": None,
         "PAGERDUTY_ROUTING_KEY": None,
         "NOTIFY_FALLBACK_EVENTS": DEFAULT_NOTIFY_FALLBACK_EVENTS,
+        "ANTHROPIC_API_KEY": None,
+        "ANTHROPIC_BASE_URL": None,
+        "OPENAI_API_KEY": None,
+        "OPENAI_BASE_URL": None,
+        "OLLAMA_HOST": None,
+        "AI_MODEL": None,
+        "AI_TIMEOUT": DEFAULT_AI_TIMEOUT,
+        "AI_RETRIES": DEFAULT_AI_RETRIES,
+        "GIT_TIMEOUT": DEFAULT_GIT_TIMEOUT,
         "POLL_WAIT": DEFAULT_POLL_WAIT,
         "LEASE_SECONDS": DEFAULT_LEASE_SECONDS,
         "HEARTBEAT_INTERVAL": DEFAULT_HEARTBEAT_INTERVAL,

@@ -16,8 +16,18 @@ from typing import Any
 from flask import Flask
 
 from orchestrator import key_cache
-from orchestrator.services import dispatch, fanout_progress, lifecycle, notify, outbox, webhooks
+from orchestrator.services import (
+    dispatch,
+    fanout_progress,
+    integration_hooks,
+    lifecycle,
+    notify,
+    outbox,
+    webhooks,
+)
+from orchestrator.services.ai import analysis
 from orchestrator.services.events import EVENT_RECORDED
+from orchestrator.services.git import writeback
 from orchestrator.services.outbox import Mode, Subscriber
 
 
@@ -41,9 +51,16 @@ SUBSCRIBERS = (
     Subscriber("agent_queue", lifecycle.JOBS_QUEUED, dispatch.push_queued, Mode.AFTER_COMMIT),
     Subscriber("webhook", lifecycle.JOB_FINISHED, webhooks.deliver_job_webhook,
                Mode.BACKGROUND, accepts=webhooks.has_webhook),
+    # Git write-back (commit status, PR comment) and automatic AI diagnosis.
+    Subscriber("integrations", lifecycle.JOB_FINISHED, integration_hooks.handle_job_finished,
+               Mode.BACKGROUND, accepts=integration_hooks.reacts_to),
     Subscriber("notifications", EVENT_RECORDED, notify.fan_out_event, Mode.BACKGROUND,
                accepts=notify.may_notify),
     Subscriber("notification", notify.NOTIFICATION_DUE, notify.deliver_notification,
+               Mode.BACKGROUND),
+    Subscriber("ai_analysis", analysis.ANALYSIS_QUEUED, analysis.analysis_queued,
+               Mode.BACKGROUND),
+    Subscriber("git_writeback_retry", writeback.WRITEBACK_RETRY, writeback.retry_due,
                Mode.BACKGROUND),
     # Cached keys expire within API_KEY_CACHE_SECONDS should this bump be lost.
     Subscriber("key_cache_epoch", key_cache.API_KEYS_CHANGED, key_cache.bump_epoch,

@@ -72,10 +72,12 @@ def register_blueprints(app: Flask) -> None:
         admin_integrations,
         agent_protocol,
         agents,
+        ai,
         api_keys,
         auth,
         deliveries,
         fanouts,
+        git_hooks,
         health,
         integrations,
         jobs,
@@ -87,7 +89,7 @@ def register_blueprints(app: Flask) -> None:
 
     for module in (health, auth, api_keys, agent_protocol, agents, jobs, metrics,
                    schedules, integrations, admin_integrations, webhook_settings, deliveries,
-                   prometheus, fanouts):
+                   prometheus, fanouts, ai, git_hooks):
         api.register_blueprint(module.blp)
     _serve_swagger_assets(app)
 

@@ -22,8 +22,7 @@ from orchestrator.schemas.integrations import (
     IntegrationTestSchema,
 )
 from orchestrator.security import current_principal, require_instance_admin, require_scope
-from orchestrator.services import notify
-from orchestrator.services.integrations import manage
+from orchestrator.services.integrations import connection, manage
 
 blp = Blueprint("admin_integrations", __name__, url_prefix="/admin",
                 description="Global integrations (instance administrators)")
@@ -99,5 +98,5 @@ class GlobalIntegrationTest(MethodView):
     @instance_admin_only
     def post(self, integration_id: str) -> dict[str, Any]:
         """Send a real test message now; records last_test_at/status/error."""
-        return notify.test_integration(GlobalIntegration, integration_id,
+        return connection.test_integration(GlobalIntegration, integration_id,
                                        current_principal().tenant_id)

@@ -16,8 +16,7 @@ from orchestrator.schemas.integrations import (
     IntegrationTestSchema,
 )
 from orchestrator.security import current_principal, require_scope
-from orchestrator.services import notify
-from orchestrator.services.integrations import manage
+from orchestrator.services.integrations import connection, manage
 
 blp = Blueprint("integrations", __name__, description="Notification integrations")
 BEARER = [{"bearerAuth": []}]
@@ -77,5 +76,5 @@ class IntegrationTest(MethodView):
     @require_scope(Scope.ADMIN)
     def post(self, integration_id: str) -> dict[str, Any]:
         """Send a real test message now; records last_test_at/status/error."""
-        return notify.test_integration(Integration, integration_id,
+        return connection.test_integration(Integration, integration_id,
                                        current_principal().tenant_id)

@@ -23,6 +23,8 @@ class IntegrationColumns:
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True,
                                     default=lambda: new_id("integration"))
     type: Mapped[str] = mapped_column(sa.String(32))
+    #: ai_provider and git integrations: the service (openai, anthropic, github, ...).
+    provider: Mapped[str | None] = mapped_column(sa.String(32))
     name: Mapped[str] = mapped_column(sa.String(200))
     config: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     secrets: Mapped[dict[str, dict[str, str]]] = mapped_column(sa.JSON, default=dict)

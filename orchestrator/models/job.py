@@ -79,6 +79,8 @@ class Job(TenantScoped, Base):
     #: A fan-out job waiting for its turn (max_concurrency, stages): pending, not queued.
     held: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     schedule_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    #: The latest AI diagnosis (``orchestrator.services.ai.analysis``), or None.
+    diagnosis: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     created_by: Mapped[str | None] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from orchestrator.schemas.jobs import UTCDateTime
+from orchestrator.services.ai.providers import AI_PROVIDERS
 from orchestrator.services.integrations import INTEGRATION_TYPES
+from orchestrator.services.integrations.kinds import GIT_PROVIDERS, KINDS
 
 NAME = validate.Length(1, 200)
 CONFIG_DOC = ("Type settings plus `events` (the event types to receive). Secret fields "
@@ -14,7 +16,9 @@ CONFIG_DOC = ("Type settings plus `events` (the event types to receive). Secret 
 
 
 class IntegrationCreateSchema(Schema):
-    type = fields.String(required=True, validate=validate.OneOf(INTEGRATION_TYPES))
+    type = fields.String(required=True, validate=validate.OneOf((*INTEGRATION_TYPES, *KINDS)))
+    provider = fields.String(validate=validate.OneOf((*AI_PROVIDERS, *GIT_PROVIDERS)), metadata={
+        "description": "ai_provider: openai, anthropic or ollama; git: github, gitlab or gitea"})
     name = fields.String(required=True, validate=NAME, metadata={"example": "ops-alerts"})
     config = fields.Dict(keys=fields.String(), load_default=dict, metadata={
         "description": CONFIG_DOC,
@@ -36,6 +40,7 @@ class IntegrationPatchSchema(Schema):
 class IntegrationSchema(Schema):
     id = fields.String(metadata={"example": "int_3f9a..."})
     type = fields.String()
+    provider = fields.String(allow_none=True)
     name = fields.String()
     scope = fields.String(metadata={"description": "tenant, or global (instance-wide)"})
     config = fields.Dict()

@@ -157,6 +157,9 @@ class JobSchema(JobSummarySchema):
     stderr = fields.String()
     steps = fields.List(fields.Nested(JobStepSchema), metadata={
         "description": "Flow jobs: each step as reported so far (in the order they started)."})
+    diagnosis = fields.Dict(allow_none=True, metadata={
+        "description": "The latest AI diagnosis (POST /jobs/{id}/diagnose): summary, "
+                       "likely_cause, suggested_fix, provider, model, created_at."})
 
 
 class JobQueryArgsSchema(Schema):

@@ -130,7 +130,7 @@ def finished_payload(job: Job, *, queued: bool) -> dict[str, Any]:
             "script": job.script, "kind": job.kind, "status": job.status,
             "exit_code": job.exit_code, "error": job.error, "schedule_id": job.schedule_id,
             "fanout_id": job.fanout_id, "fanout_stage": job.fanout_stage,
-            "has_webhook": bool(job.webhook_url),
+            "has_webhook": bool(job.webhook_url), "idempotency_key": job.idempotency_key,
             "queue": agent_queues.job_queue_name(job) if queued else None}
 
 

@@ -118,8 +118,12 @@ def registry() -> Registry:
     return current_app.extensions[OUTBOX_KEY]
 
 
-def emit(event: str, payload: dict[str, Any]) -> None:
-    """Announce ``event`` inside the current transaction (the caller commits)."""
+def emit(event: str, payload: dict[str, Any], *, delay: float | None = None) -> None:
+    """Announce ``event`` inside the current transaction (the caller commits).
+
+    :param delay: seconds before durable subscribers handle it (the relay delivers it
+        then; ``None``: right after the commit).
+    """
     session = db.session()
     now = utcnow()
     for subscriber in registry().for_event(event):
@@ -130,9 +134,12 @@ def emit(event: str, payload: dict[str, Any]) -> None:
             continue
         message = None
         if subscriber.mode is not Mode.AFTER_COMMIT:
+            available = now + (timedelta(seconds=delay) if delay is not None else RELAY_GRACE)
             message = OutboxMessage(event=event, subscriber=subscriber.name, payload=payload,
-                                    created_at=now, available_at=now + RELAY_GRACE, attempts=0)
+                                    created_at=now, available_at=available, attempts=0)
             session.add(message)
+            if delay is not None:
+                continue  # the relay picks it up when it is due
         session.info.setdefault(OUTBOX_PENDING_KEY, []).append((subscriber, payload, message))
 
 

@@ -19,6 +19,7 @@ from orchestrator.services.crypto import decrypt_secret, encrypt_secret
 from orchestrator.services.events import EVENT_TYPES
 from orchestrator.services.integrations import PROVIDERS
 from orchestrator.services.integrations.base import Provider, Target
+from orchestrator.services.integrations.kinds import KINDS, Kind
 
 IntegrationModel = type[Integration] | type[GlobalIntegration]
 AnyIntegration = Integration | GlobalIntegration
@@ -37,9 +38,10 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 
 
 def provider_for(type_: str) -> Provider:
-    provider = PROVIDERS.get(type_)
+    provider = PROVIDERS.get(type_) or KINDS.get(type_)
     if provider is None:
-        raise _invalid("type", f"unknown type {type_!r}; one of {', '.join(PROVIDERS)}")
+        raise _invalid("type", f"unknown type {type_!r}; one of "
+                       f"{', '.join((*PROVIDERS, *KINDS))}")
     return provider
 
 
@@ -76,6 +78,15 @@ def _check_config(provider: Provider, config: dict[str, Any], secret_names: set[
             _check_url(f"config.{name}", config[name])
 
 
+def _check_kind(kind: Kind, provider: str, config: dict[str, Any],
+                secret_names: set[str]) -> None:
+    kind.check(provider, config, secret_names)
+    if config.get("base_url") is not None:
+        if not isinstance(config["base_url"], str):
+            raise _invalid("config.base_url", "must be an http(s) URL")
+        _check_url("config.base_url", config["base_url"])
+
+
 def _check_url(field: str, url: str) -> None:
     try:
         outbound.check_target(url)
@@ -98,10 +109,22 @@ def create_integration(model: IntegrationModel, data: dict[str, Any]) -> AnyInte
     provider = provider_for(data["type"])
     config, secrets = _split_secrets(provider, data.get("config") or {},
                                      data.get("secrets") or {})
-    config.setdefault("events", list(DEFAULT_EVENTS))
-    _check_config(provider, config, set(secrets))
-    row = model(id=new_id("integration"), type=provider.type, name=data["name"], config=config,
-                secrets={}, enabled=data.get("enabled", True), status="active")
+    kind = KINDS.get(provider.type)
+    if kind is not None:
+        if model is GlobalIntegration and not kind.global_allowed:
+            raise _invalid("type", f"{kind.type} integrations belong to a tenant "
+                                   "(POST /integrations)")
+        provider_name = kind.check_provider(data.get("provider"))
+        if kind.type == "git":
+            config.setdefault("events", ["push", "pull_request"])
+        _check_kind(kind, provider_name, config, set(secrets))
+    else:
+        provider_name = None
+        config.setdefault("events", list(DEFAULT_EVENTS))
+        _check_config(provider, config, set(secrets))
+    row = model(id=new_id("integration"), type=provider.type, provider=provider_name,
+                name=data["name"], config=config, secrets={}, enabled=data.get("enabled", True),
+                status="active")
     _store_secrets(row, provider, secrets)
     db.session.add(row)
     db.session.commit()
@@ -139,8 +162,11 @@ def update_integration(model: IntegrationModel, integration_id: str,
             config.pop(key, None)
         else:
             config[key] = value
-    config.setdefault("events", list(DEFAULT_EVENTS))
-    _check_config(provider, config, set(row.secrets or {}) | set(secrets))
+    if (kind := KINDS.get(row.type)) is not None:
+        _check_kind(kind, row.provider, config, set(row.secrets or {}) | set(secrets))
+    else:
+        config.setdefault("events", list(DEFAULT_EVENTS))
+        _check_config(provider, config, set(row.secrets or {}) | set(secrets))
     row.config = config
     _store_secrets(row, provider, secrets)
     if data.get("name"):
@@ -173,6 +199,7 @@ def integration_view(row: AnyIntegration) -> dict[str, Any]:
         "id", "type", "name", "enabled", "status", "last_test_at", "last_test_status",
         "last_test_error", "created_at", "updated_at")}
     view["scope"] = row.scope
+    view["provider"] = row.provider
     view["config"] = dict(row.config or {})
     view["secrets"] = {name: CONFIGURED for name in sorted(row.secrets or {})}
     return view

@@ -1,0 +1,1 @@
+"""Git integrations (GitHub, GitLab, Gitea): signed webhooks trigger runs; results go back."""
