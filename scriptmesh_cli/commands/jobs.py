@@ -122,16 +122,16 @@ def cancel(job_id: str, as_json: bool) -> None:
 @click.command("logs")
 @click.argument("job_id")
 @click.option("-f", "--follow", is_flag=True, help="Stream until the job ends.")
-@click.option("--stderr", "stream", flag_value="stderr", default=False,
+@click.option("--stderr", "stderr", is_flag=True,
               help="Without -f: print stderr instead of stdout.")
-def logs_command(job_id: str, follow: bool, stream: str | bool) -> None:
+def logs_command(job_id: str, follow: bool, stderr: bool) -> None:
     """Print a job's output; with -f follow it live (resuming if the connection drops).
 
     Ctrl-C stops following; the job keeps running.
     """
     if not follow:
         text = hub().send("GET", f"/jobs/{job_id}/logs",
-                          params={"stream": stream or "stdout"}).text
+                          params={"stream": "stderr" if stderr else "stdout"}).text
         sys.stdout.write(text)
         return
     job = follow_until_end(job_id, cancel_on_interrupt=False)
