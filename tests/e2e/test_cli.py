@@ -337,3 +337,75 @@ def test_dev_credentials_are_found_beside_the_hub(
                   cwd=project)
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip().splitlines()[-1].startswith("sm_live_")
+
+
+class LiveTestClient:
+    """The Flask test client's ``post`` over real HTTP, so ``SimAgent`` drives a live hub."""
+
+    def __init__(self, url: str) -> None:
+        import requests
+
+        self.url, self.session = url, requests.Session()
+
+    def post(self, path: str, json: Any = None, headers: dict | None = None) -> Any:
+        from types import SimpleNamespace
+
+        response = self.session.post(self.url + path, json=json, headers=headers, timeout=30)
+        return SimpleNamespace(status_code=response.status_code,
+                               json=response.json() if response.content else None)
+
+
+class SimFleet:
+    """``count`` agents speaking the protocol over HTTP from threads; the last two fail."""
+
+    def __init__(self, hub: LiveHub, new_key: Callable[[], str], count: int) -> None:
+        from tests.orchestrator.agent_sim import SimAgent
+
+        self.stopping = threading.Event()
+        self.agents = [SimAgent(LiveTestClient(hub.url), new_key(), f"sim-{i:02d}")
+                       for i in range(count)]
+        for sim in self.agents:
+            assert sim.register(tags=["fleet"]).status_code == 200
+        self.threads = [threading.Thread(target=self._work, args=(sim, i >= count - 2),
+                                         daemon=True) for i, sim in enumerate(self.agents)]
+        for thread in self.threads:
+            thread.start()
+
+    def _work(self, sim: Any, failing: bool) -> None:
+        while not self.stopping.is_set():
+            sim.heartbeat()
+            for job in sim.poll_jobs(wait=0.5):
+                sim.start(job["job_id"])
+                time.sleep(0.3)
+                stdout = "disk full\n" if failing else f"hello {job['params']['name']}\n"
+                sim.output(job["job_id"], stdout=(0, stdout))
+                sim.result(job["job_id"], "failed" if failing else "success",
+                           exit_code=4 if failing else 0, stdout=stdout)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(10)
+
+
+def test_fanout_over_20_agents_shows_progress_and_groups_results(
+        live_hub: LiveHub, operator: dict[str, Any],
+        cli: Callable[..., subprocess.CompletedProcess]) -> None:
+    fleet = SimFleet(live_hub, operator["agent_key"], 20)
+    try:
+        result = cli("fanout", "hello.sh", "--tag", "fleet", "-p", "name=mesh",
+                     "--max-concurrency", "5", hub=live_hub, token=operator["token"])
+        as_json = cli("fanout", "hello.sh", "--agents", "sim-00,sim-01", "-p", "name=j",
+                      "--json", hub=live_hub, token=operator["token"])
+    finally:
+        fleet.stop()
+    assert result.returncode == 1, result.stderr  # two targets failed
+    progress = [line for line in result.stderr.splitlines() if "finished" in line]
+    assert len(progress) >= 3, result.stderr  # it moved while we watched
+    assert progress[-1].endswith("20/20 finished - done 18, failed 2, running 0, pending 0")
+    out = result.stdout
+    assert "== 18 agent(s), success, exit 0 (most agents)" in out
+    assert "   | hello mesh" in out
+    assert "== 2 agent(s), failed, exit 4 (outliers)\n   sim-18, sim-19\n   | disk full" in out
+    report = json.loads(as_json.stdout)
+    assert as_json.returncode == 0 and report["counts"]["success"] == 2
