@@ -33,9 +33,7 @@ class ScriptMeshGroup(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in ADMIN_COMMANDS:
-            from orchestrator.cli import admin_commands
-
-            return admin_commands().get(name)
+            return load_admin_commands(name).get(name)
         return self.commands.get(name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -46,6 +44,17 @@ class ScriptMeshGroup(click.Group):
             formatter.write_dl(user)
         with formatter.section("Admin commands (on the hub's host; need its database)"):
             formatter.write_dl(list(ADMIN_COMMANDS.items()))
+
+
+def load_admin_commands(name: str) -> dict[str, click.Command]:
+    """The hub's admin commands; one line (not a traceback) on a CLI- or agent-only install."""
+    try:
+        from orchestrator.cli import admin_commands
+    except ImportError as exc:
+        raise click.ClickException(
+            f"`scriptmesh {name}` runs the hub, which is not installed here ({exc.name} is "
+            "missing): pip install 'scriptmesh[hub]'.") from None
+    return admin_commands()
 
 
 def prepare_admin(ctx: click.Context) -> None:

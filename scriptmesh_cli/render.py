@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
 
+#: rich's ``[style]...[/style]`` markup, dropped by the plain fallback.
+MARKUP = re.compile(r"\[/?[a-z ]*\]")
+
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print the API's JSON answer instead of a table.")
+
+
+def has_rich() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("rich") is not None
 
 
 def console(stderr: bool = False) -> Any:
@@ -27,14 +37,26 @@ def print_json(value: Any) -> None:
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]],
                 title: str | None = None) -> None:
-    from rich import box
-    from rich.table import Table
+    """A table: rich's when installed (``scriptmesh[cli]``), else plain aligned columns."""
+    try:
+        from rich import box
+        from rich.table import Table
+    except ImportError:
+        print_plain_table(columns, [["" if c is None else str(c) for c in r] for r in rows])
+        return
 
     table = Table(*columns, title=title, box=box.SIMPLE_HEAD, title_justify="left",
                   show_edge=False, pad_edge=False)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
     console().print(table)
+
+
+def print_plain_table(columns: Sequence[str], rows: list[list[str]]) -> None:
+    rows = [[MARKUP.sub("", cell) for cell in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+    for row in [list(columns), *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:

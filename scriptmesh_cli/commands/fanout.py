@@ -11,7 +11,14 @@ import click
 
 from scriptmesh_cli.commands import hub, key_values, split_list
 from scriptmesh_cli.commands.run import EXIT_CANCELLED, notice
-from scriptmesh_cli.render import console, json_option, print_json, print_table, short_time
+from scriptmesh_cli.render import (
+    console,
+    has_rich,
+    json_option,
+    print_json,
+    print_table,
+    short_time,
+)
 
 POLL_INTERVAL = 0.5
 FAILED = ("failed", "timeout", "expired", "cancelled")
@@ -98,7 +105,7 @@ def progress_line(report: dict[str, Any]) -> str:
 def watch(fanout_id: str, quiet: bool = False) -> dict[str, Any]:
     """Poll the fan-out until done, showing progress (a bar on a TTY, lines otherwise)."""
     client, interrupts = hub(), 0
-    bar = None if quiet or not sys.stderr.isatty() else ProgressBar()
+    bar = ProgressBar() if not quiet and sys.stderr.isatty() and has_rich() else None
     last = None
     while True:
         try:

@@ -27,9 +27,10 @@ class KeysGroup(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in ADMIN_SUBCOMMANDS:
-            from orchestrator.cli import admin_commands
+            from scriptmesh_cli.main import load_admin_commands
 
-            return admin_commands()["keys"].get_command(ctx, name)  # type: ignore[attr-defined]
+            return load_admin_commands(f"keys {name}")["keys"].get_command(  # type: ignore
+                ctx, name)
         return self.commands.get(name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

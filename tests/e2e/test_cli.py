@@ -270,13 +270,19 @@ def test_help_is_fast_and_has_no_side_effects(tmp_path: Path,
 
     cli("--help")  # warm the disk cache
     before, servers = snapshot(), redis_servers()
-    timings = []
+    timings, cpu = [], []
     for _ in range(3):
-        started = time.perf_counter()
+        used, started = os.times(), time.perf_counter()
         result = cli("--help")
         timings.append(time.perf_counter() - started)
+        after = os.times()
+        cpu.append(after.children_user + after.children_system
+                   - used.children_user - used.children_system)
         assert result.returncode == 0
-    assert min(timings) < 0.3, timings
+    # The CPU the CLI burns is the measure that holds on a shared, loaded test machine;
+    # the wall clock gets a margin for the scheduler (~0.06 s when the machine is idle).
+    assert min(cpu) < 0.3, cpu
+    assert min(timings) < 1.0, timings
     assert snapshot() == before
     assert redis_servers() <= servers
     text = result.stdout
