@@ -9,7 +9,8 @@ followers of the announced job; a follower is an ``Event`` in a dict, so many
 of them cost little. A follower holds no database connection while it waits:
 it reads what is new in a short session, removes the session, then blocks.
 A missed announcement (Redis restart) only delays a follower until its next
-keepalive, when it reads the database again anyway.
+keepalive, when it reads the database again anyway. The subscription lives
+while the process has followers and ends a second after the last one leaves.
 
 The event ``id`` is the resume cursor ``<stdout_len>:<stderr_len>[:<step_seq>]``
 (character counts after the chunk; ``step_seq`` the highest flow-event seq
@@ -46,6 +47,8 @@ MAX_WAIT_SECONDS = 60.0
 #: The most characters of one stream sent in one ``output`` event.
 MAX_CHUNK_CHARS = 64 * 1024
 RECONNECT_DELAY = 1.0
+#: The listener checks this often whether any follower is left (it stops when none is).
+LISTEN_SLICE = 1.0
 EXTENSION_KEY = "scriptmesh.job_output"
 
 
@@ -63,7 +66,7 @@ class OutputListener:
         event = threading.Event()
         with self.lock:
             self.waiters.setdefault(job_id, set()).add(event)
-            if self.thread is None or not self.thread.is_alive():
+            if self.thread is None:
                 self.thread = threading.Thread(target=self._run, name="job-output-listener",
                                                daemon=True)
                 self.thread.start()
@@ -84,19 +87,31 @@ class OutputListener:
         for event in events:
             event.set()
 
+    def _idle(self) -> bool:
+        """True (and the thread forgotten) once no follower is left: the thread ends."""
+        with self.lock:
+            if self.waiters:
+                return False
+            self.thread = None
+            return True
+
     def _run(self) -> None:
-        while True:
+        while not self._idle():
+            pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
                 self._wake(None)  # anything announced before we (re)subscribed
-                for message in pubsub.listen():
-                    if message.get("type") == "message":
+                while not self._idle():
+                    message = pubsub.get_message(timeout=LISTEN_SLICE)
+                    if message and message.get("type") == "message":
                         self._wake(message["data"].decode())
+                return
             except (redis.RedisError, OSError, ValueError) as exc:
                 log.warning("job output listener reconnecting: %s", type(exc).__name__)
                 self._wake(None)
                 time.sleep(RECONNECT_DELAY)
+            finally:
+                pubsub.close()
 
 
 def listener() -> OutputListener:

@@ -118,3 +118,21 @@ def test_agents_filter_by_tag_status_and_name(
     assert list(live_hub.call("GET", "/agents?name=gs-", token)[1]) == [agent.name]
     status, body = live_hub.call("GET", "/agents?status=sleepy", token)
     assert status == 422 and body["error"]["code"] == "validation_error"
+
+
+def test_a_follower_on_another_replica_gets_output_live(
+        start_hub: Callable[..., LiveHub], maintenance: Any, operator: dict[str, Any],
+        start_agent: Callable[..., AgentProc]) -> None:
+    token = operator["token"]
+    uploads_to, streams_from = start_hub("hub-a"), start_hub("hub-b")
+    agent = start_agent("replica-1", operator["agent_key"](), uploads_to)
+    job_id = trigger(uploads_to, token, agent.name, "sleep.sh", seconds="3")
+    started = time.monotonic()
+    events = sse_events(follow(streams_from, token, job_id))
+    first = next(e for e in events if e.get("event") == "output")
+    assert "child_pid=" in first["data"]["data"]
+    assert uploads_to.call("GET", f"/jobs/{job_id}", token)[1]["status"] == "running"
+    end = next(e for e in events if e.get("event") == "end")
+    assert end["data"]["status"] == "success"
+    # Woken by the announcement, not by the 15 s keepalive re-read.
+    assert time.monotonic() - started < 12
