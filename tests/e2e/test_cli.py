@@ -415,3 +415,28 @@ def test_fanout_over_20_agents_shows_progress_and_groups_results(
     assert "== 2 agent(s), failed, exit 4 (outliers)\n   sim-18, sim-19\n   | disk full" in out
     report = json.loads(as_json.stdout)
     assert as_json.returncode == 0 and report["counts"]["success"] == 2
+
+
+def test_flow_runs_and_the_management_commands(
+        live_hub: LiveHub, operator: dict[str, Any], agent: AgentProc,
+        cli: Callable[..., subprocess.CompletedProcess]) -> None:
+    token = operator["token"]
+    flow = cli("run", agent.name, "--flow", "health", "-v", f"hub_url={live_hub.url}",
+               hub=live_hub, token=token)
+    assert flow.returncode == 0, flow.stderr
+    assert "hub_health" in flow.stdout
+    created = json.loads(cli("schedules", "create", "0 2 * * *", "hello.sh", "--agent",
+                             agent.name, "-p", "name=cron", "--json", hub=live_hub,
+                             token=token).stdout)
+    schedule_id = created["id"]
+    assert cli("schedules", "pause", schedule_id, hub=live_hub, token=token).returncode == 0
+    listed = json.loads(cli("schedules", "list", "--json", hub=live_hub, token=token).stdout)
+    assert [s["enabled"] for s in listed["schedules"] if s["id"] == schedule_id] == [False]
+    assert cli("schedules", "resume", schedule_id, hub=live_hub, token=token).returncode == 0
+    assert cli("schedules", "delete", schedule_id, hub=live_hub, token=token).returncode == 0
+    missing = cli("schedules", "pause", schedule_id, hub=live_hub, token=token)
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1
+    fanouts = json.loads(cli("fanouts", "list", "--json", hub=live_hub, token=token).stdout)
+    assert fanouts["fanouts"] == []
+    denied = cli("keys", "list", hub=live_hub, token=token)  # an operator key is not admin
+    assert denied.returncode == 1 and "admin" in denied.stderr
