@@ -6,14 +6,15 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: run test lint bench migration clean
 
+# make run PORT=5001 HOST=0.0.0.0 (both optional) passes them to scriptmesh dev.
 run: $(INSTALLED)
-	$(BIN)/scriptmesh dev
+	$(BIN)/scriptmesh dev $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check orchestrator agent tests wsgi.py
+	$(BIN)/ruff check orchestrator agent scriptmesh_cli tests wsgi.py
 
 bench: $(INSTALLED)
 	$(BIN)/python -m tests.benchmarks
@@ -27,7 +28,7 @@ migration: $(INSTALLED)
 $(INSTALLED): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[hub,test]'
 	touch $(INSTALLED)
 
 clean:

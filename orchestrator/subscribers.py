@@ -20,6 +20,7 @@ from orchestrator.services import (
     dispatch,
     fanout_progress,
     integration_hooks,
+    job_changes,
     lifecycle,
     notify,
     outbox,
@@ -45,6 +46,10 @@ SUBSCRIBERS = (
                Mode.AFTER_COMMIT, accepts=_has("fanout_id")),
     # Waiters re-read the row every few seconds; the lease guard makes withdrawal optional.
     Subscriber("wake_waiters", lifecycle.JOB_FINISHED, dispatch.wake_waiters, Mode.AFTER_COMMIT),
+    Subscriber("followers_finished", lifecycle.JOB_FINISHED, job_changes.announce_payload,
+               Mode.AFTER_COMMIT),
+    Subscriber("followers_changed", job_changes.JOB_CHANGED, job_changes.announce_payload,
+               Mode.AFTER_COMMIT),
     Subscriber("withdraw", lifecycle.JOB_FINISHED, dispatch.withdraw_finished,
                Mode.AFTER_COMMIT, accepts=_has("queue")),
     # The pending row is the durable record; leases.reconcile_lost_jobs pushes what Redis lost.

@@ -21,7 +21,7 @@ from orchestrator.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.extensions import db
 from orchestrator.models import Job, JobStatus, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import agents, job_steps, leases, lifecycle
+from orchestrator.services import agents, job_changes, job_steps, leases, lifecycle
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -137,6 +137,7 @@ def start_job(principal: Principal, job_id: str, agent_name: str) -> dict[str, s
     if lifecycle.start_job(job_id, Job.agent_id == agent.id, Job.lease_expires_at.is_not(None),
                            Job.cancel_requested_at.is_(None), started_at=now,
                            lease_expires_at=now + leases.running_lease(agent)):
+        job_changes.changed(job_id)
         return {"status": JobStatus.RUNNING.value}
     job = get_job(job_id)
     if job.status == JobStatus.RUNNING.value and job.agent_id == agent.id:
@@ -155,6 +156,7 @@ def record_output(principal: Principal, job_id: str, data: dict[str, Any]) -> di
             if data.get(stream):
                 _append(job, stream, data[stream]["offset"], data[stream]["data"])
         leases.renew_running_leases(agent, [job.id])
+        job_changes.changed(job.id)
     return {"cancel": job.cancel_requested_at is not None}
 
 
@@ -182,6 +184,7 @@ def record_events(principal: Principal, job_id: str, data: dict[str, Any]) -> di
     if job.status == JobStatus.RUNNING.value:
         job_steps.apply_events(job, data["events"])
         leases.renew_running_leases(agent, [job.id])
+        job_changes.changed(job.id)
     return {"cancel": job.cancel_requested_at is not None}
 
 

@@ -8,8 +8,11 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
+try:  # an optional driver: pip install 'scriptmesh[agent-postgres]'
+    import psycopg
+    from psycopg.rows import dict_row
+except ImportError:  # pragma: no cover - exercised on light agent installs
+    psycopg = None
 
 from agent.flows.context import ActionContext, ActionSpec
 from agent.flows.durations import parse_duration
@@ -61,6 +64,9 @@ def normalize_dsn(dsn: str) -> str:
 
 def connect(dsn: str, ctx: ActionContext) -> psycopg.Connection:
     """Open an autocommit connection whose statements cannot outlive the step."""
+    if psycopg is None:
+        raise StepFailed("database steps need psycopg on the agent: "
+                         "pip install 'scriptmesh[agent-postgres]'")
     left = ctx.remaining()
     connect_timeout = DEFAULT_CONNECT_TIMEOUT if left is None else max(1, min(10, int(left)))
     try:

@@ -10,7 +10,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import redis
+try:  # an optional driver: pip install 'scriptmesh[agent-redis]'
+    import redis
+except ImportError:  # pragma: no cover - exercised on light agent installs
+    redis = None
 
 from agent.flows.context import ActionContext, ActionSpec
 from agent.flows.durations import optional_duration
@@ -31,6 +34,9 @@ def _schema(*required: str) -> dict[str, Any]:
 
 
 def _client(config: dict[str, Any], ctx: ActionContext) -> redis.Redis:
+    if redis is None:
+        raise StepFailed("redis steps need the redis package on the agent: "
+                         "pip install 'scriptmesh[agent-redis]'")
     left = ctx.remaining()
     timeout = DEFAULT_SOCKET_TIMEOUT if left is None else max(min(left, 10.0), 0.05)
     return redis.Redis.from_url(
@@ -44,7 +50,7 @@ def _with_client(operation: Callable[[redis.Redis, dict[str, Any]], dict[str, An
         client = _client(config, ctx)
         try:
             return operation(client, config)
-        except redis.RedisError as exc:
+        except redis.RedisError as exc:  # redis is present: _client checked
             raise StepFailed(f"redis error: {type(exc).__name__}: {exc}") from None
         finally:
             client.close()

@@ -1,0 +1,1 @@
+"""The ``scriptmesh`` command line: a light HTTP client of the hub (no Flask, no SQLAlchemy)."""
