@@ -6,7 +6,7 @@ an older hub.
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from orchestrator.schemas.job_steps import StepEventSchema
 from orchestrator.schemas.jobs import UTCDateTime
@@ -20,16 +20,49 @@ class ProtocolSchema(Schema):
         unknown = EXCLUDE
 
 
+PARAM_TYPES = ("string", "integer", "number", "boolean")
+
+
+def _scalar(value: object) -> None:
+    if not isinstance(value, str | int | float | bool) or (
+            isinstance(value, str) and len(value) > 32 * 1024):
+        raise ValidationError("Must be a string (at most 32 KiB), number or boolean.")
+
+
+def _scalars(values: list) -> None:
+    for value in values:
+        _scalar(value)
+
+
+class ManifestParamSchema(ProtocolSchema):
+    """One declared param of a script (``agent/params.py``)."""
+
+    name = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$"),
+                         metadata={"example": "target"})
+    type = fields.String(load_default="string", validate=validate.OneOf(PARAM_TYPES))
+    required = fields.Boolean(load_default=False)
+    default = fields.Raw(allow_none=True, validate=_scalar, metadata={"example": False})
+    pattern = fields.String(allow_none=True, validate=validate.Length(max=256),
+                            metadata={"example": "^[A-Za-z0-9_./:-]+$"})
+    enum = fields.List(fields.Raw(), allow_none=True,
+                       validate=[validate.Length(1, 100), _scalars])
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+
+
 class ManifestScriptSchema(ProtocolSchema):
     name = fields.String(required=True, validate=validate.Length(1, 255))
     description = fields.String(allow_none=True, load_default=None,
                                 validate=validate.Length(max=2000))
+    params = fields.List(fields.Nested(ManifestParamSchema), load_default=list,
+                         validate=validate.Length(max=100))
 
 
 class ManifestSchema(ProtocolSchema):
     scripts = fields.List(fields.Nested(ManifestScriptSchema), load_default=list,
                           validate=validate.Length(max=10000))
     flows = fields.List(fields.Dict(), load_default=list, validate=validate.Length(max=1000))
+    allow_undeclared_params = fields.Boolean(load_default=False, metadata={
+        "description": "The agent passes undeclared params (as PARAM_<name> only)."})
 
 
 class RegisterAgentSchema(ProtocolSchema):
@@ -171,6 +204,8 @@ class ScriptsQuerySchema(Schema):
 class ScriptEntrySchema(Schema):
     name = fields.String()
     description = fields.String(allow_none=True)
+    params = fields.List(fields.Nested(ManifestParamSchema), metadata={
+        "description": "The params the script declares; others are refused (422)."})
 
 
 class ScriptsSchema(Schema):

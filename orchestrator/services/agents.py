@@ -235,8 +235,8 @@ def agent_scripts(name: str) -> dict[str, Any]:
     """What ``name`` may run, from its last reported manifest (404 for an unknown agent)."""
     agent = get_agent(name)
     manifest = agent.manifest or {}
-    scripts = [{"name": s.get("name"), "description": s.get("description")}
-               for s in manifest.get("scripts", [])]
+    scripts = [{"name": s.get("name"), "description": s.get("description"),
+                "params": s.get("params") or []} for s in manifest.get("scripts", [])]
     return {"agent": agent.name, "scripts": scripts, "flows": manifest.get("flows", [])}
 
 

@@ -41,6 +41,7 @@ from orchestrator.extensions import db, redis_store
 from orchestrator.models import Agent, Job, JobStatus, utcnow
 from orchestrator.security import Principal
 from orchestrator.services import agents
+from orchestrator.services import params as script_params
 from orchestrator.services.completion import on_job_finished
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,7 @@ def check_manifest(agent: Agent, data: dict[str, Any]) -> tuple[str, str]:
         raise Forbidden(f"Script '{script}' is not in the manifest of agent '{agent.name}'.",
                         error_code="script_not_in_manifest",
                         details={"script": script, "agent": agent.name})
+    script_params.validate_trigger_params(agent, script, data.get("params"))
     return "script", script
 
 

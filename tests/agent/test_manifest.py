@@ -48,8 +48,9 @@ def test_loads_good_manifest_with_relative_and_absolute_paths(tmp_path: Path, sc
     assert manifest.scripts["a.sh"].path == os.path.realpath(scripts / "a.sh")
     assert manifest.scripts["b"].argv() == ["bash", os.path.realpath(scripts / "sub/b.sh")]
     assert manifest.to_wire() == {
-        "scripts": [{"name": "a.sh", "description": "A"}, {"name": "b", "description": ""}],
-        "flows": [{"name": "f", "description": "flow"}],
+        "scripts": [{"name": "a.sh", "description": "A", "params": []},
+                    {"name": "b", "description": "", "params": []}],
+        "flows": [{"name": "f", "description": "flow"}], "allow_undeclared_params": False,
     }
     assert "path" not in json.dumps(manifest.to_wire())
 
