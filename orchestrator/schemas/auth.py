@@ -109,6 +109,12 @@ class MeSchema(Schema):
     scope = fields.String(metadata={"example": "admin"})
 
 
+POOL_NAME = fields.String(validate=[validate.Length(1, 64),
+                                    validate.Regexp(r"^(\*|[A-Za-z0-9][A-Za-z0-9_.:-]*)$")])
+POOLS_DOC = {"description": "Agent keys: the tags (pools) an agent using this key may register "
+             "with; [\"*\"] grants every tag. Default: none.", "example": ["production"]}
+
+
 class ApiKeyCreateSchema(_StripStrings):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200),
                          metadata={"example": "CI Pipeline"})
@@ -117,6 +123,15 @@ class ApiKeyCreateSchema(_StripStrings):
                                   metadata={"example": 90})
     scope = fields.String(load_default=Scope.OPERATOR.value, validate=validate.OneOf(SCOPE_NAMES),
                           metadata={"description": "admin, operator, read or agent."})
+    pools = fields.List(POOL_NAME, load_default=None, validate=validate.Length(max=50),
+                        metadata=POOLS_DOC)
+
+
+class ApiKeyUpdateSchema(Schema):
+    pools = fields.List(POOL_NAME, validate=validate.Length(max=50), metadata=POOLS_DOC)
+    agent_name = fields.String(allow_none=True, validate=validate.Length(1, 128), metadata={
+        "description": "Rebind the agent name this agent key acts as (null: unbind); "
+                       "any other key bound to that name loses it."})
 
 
 class ApiKeySchema(Schema):
@@ -127,6 +142,7 @@ class ApiKeySchema(Schema):
     name = fields.String()
     scope = fields.String()
     agent_name = fields.String(allow_none=True)
+    pools = fields.List(fields.String(), allow_none=True)
     created_at = fields.DateTime()
     last_used_at = fields.DateTime(allow_none=True)
     expires_at = fields.DateTime(allow_none=True)
@@ -141,6 +157,7 @@ class ApiKeyCreatedSchema(Schema):
     key_prefix = fields.String()
     name = fields.String()
     scope = fields.String()
+    pools = fields.List(fields.String(), allow_none=True)
     created_at = fields.DateTime()
     expires_at = fields.DateTime(allow_none=True)
     warning = fields.String()
