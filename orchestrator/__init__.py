@@ -22,12 +22,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from orchestrator.config import load_settings
     from orchestrator.errors import register_error_handlers
     from orchestrator.extensions import init_extensions
+    from orchestrator.request_guard import init_request_guard
 
     app = Flask(__name__)
     app.config.from_mapping(load_settings(config))
     app.config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=app.config["ACCESS_TOKEN_MINUTES"])
     app.config["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=app.config["REFRESH_TOKEN_DAYS"])
-    app.json.sort_keys = False
+    init_request_guard(app)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     configure_logging(app)
     init_extensions(app)
     add_security_scheme()

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator import __version__
+
 DEFAULT_DATA_DIR = "instance"
 DEFAULT_ACCESS_TOKEN_MINUTES = 15
 DEFAULT_REFRESH_TOKEN_DAYS = 7
@@ -36,6 +38,10 @@ DEFAULT_DATABASE_POOL_SIZE = 5
 DEFAULT_DATABASE_MAX_OVERFLOW = 10
 DEFAULT_DATABASE_POOL_TIMEOUT = 30.0
 MIN_SECRET_LENGTH = 32
+#: Largest request body (bytes): an agent's result carries up to 2 x 1 MiB of output + events.
+DEFAULT_MAX_CONTENT_LENGTH = 8 * 1024 * 1024
+#: Endpoints whose bodies are small (sign-in, keys, settings) get this cap instead.
+DEFAULT_MAX_SMALL_BODY = 64 * 1024
 
 def env_bool(raw: str) -> bool:
     """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (case-insensitive)."""
@@ -70,6 +76,9 @@ ENV_SETTINGS: tuple[tuple[str, str, type], ...] = (
     ("LEASE_SECONDS", "LEASE_SECONDS", int),
     ("HEARTBEAT_INTERVAL", "HEARTBEAT_INTERVAL", int),
     ("OFFLINE_AFTER_MISSED", "OFFLINE_AFTER_MISSED", int),
+    ("MAX_CONTENT_LENGTH", "MAX_CONTENT_LENGTH", int),
+    ("TRUSTED_PROXIES", "TRUSTED_PROXIES", int),
+    ("OUTBOUND_ALLOW", "OUTBOUND_ALLOW", str),
     ("WEBHOOK_BLOCK_PRIVATE", "WEBHOOK_BLOCK_PRIVATE", env_bool),
     ("WEBHOOK_TIMEOUT", "WEBHOOK_TIMEOUT", float),
     ("WEBHOOK_RETRY_DELAYS", "WEBHOOK_RETRY_DELAYS", str),
@@ -117,11 +126,15 @@ def default_settings() -> dict[str, Any]:
         "LEASE_SECONDS": DEFAULT_LEASE_SECONDS,
         "HEARTBEAT_INTERVAL": DEFAULT_HEARTBEAT_INTERVAL,
         "OFFLINE_AFTER_MISSED": DEFAULT_OFFLINE_AFTER_MISSED,
+        "MAX_CONTENT_LENGTH": DEFAULT_MAX_CONTENT_LENGTH,
+        "MAX_SMALL_BODY": DEFAULT_MAX_SMALL_BODY,
+        "TRUSTED_PROXIES": 0,
+        "OUTBOUND_ALLOW": "",
         # Library settings that are not meant to be changed by users.
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "JSON_SORT_KEYS": False,
         "API_TITLE": "ScriptMesh",
-        "API_VERSION": "v1",
+        "API_VERSION": __version__,
         "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": "/",
         "OPENAPI_JSON_PATH": "openapi.json",

@@ -180,21 +180,30 @@ def require_scope(*needed: Scope | str) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            principal = authenticate()
-            if needed_scopes and not any(principal.allows(s) for s in needed_scopes):
-                wanted = " or ".join(f"'{s.value}'" for s in needed_scopes)
-                raise Forbidden(
-                    f"This API key has scope '{principal.scope.value}'; "
-                    f"this endpoint needs {wanted}.",
-                    error_code="insufficient_scope",
-                )
-            g.principal = principal
-            g.tenant_id = principal.tenant_id
+            if "principal" not in g:  # the request guard usually checked already
+                check_scopes(needed_scopes)
             return view(*args, **kwargs)
 
+        # Read by the request guard, which authenticates before the body is parsed.
+        wrapper.required_scopes = needed_scopes  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def check_scopes(needed_scopes: tuple[Scope, ...]) -> Principal:
+    """Authenticate the request, require one of ``needed_scopes``, remember the principal."""
+    principal = authenticate()
+    if needed_scopes and not any(principal.allows(s) for s in needed_scopes):
+        wanted = " or ".join(f"'{s.value}'" for s in needed_scopes)
+        raise Forbidden(
+            f"This API key has scope '{principal.scope.value}'; "
+            f"this endpoint needs {wanted}.",
+            error_code="insufficient_scope",
+        )
+    g.principal = principal
+    g.tenant_id = principal.tenant_id
+    return principal
 
 
 def require_instance_admin() -> Principal:

@@ -8,6 +8,7 @@ stops early while a shared office IP still works.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,6 +39,7 @@ from orchestrator.schemas.auth import (
 from orchestrator.security import current_principal, require_scope
 from orchestrator.services import accounts
 
+MAX_EMAIL_KEY = 320
 RATE_LIMIT_MESSAGE = "Too many attempts; wait before trying again (see Retry-After)."
 BEARER = [{"bearerAuth": []}]
 
@@ -66,15 +68,20 @@ def account_key() -> str:
     body = body if isinstance(body, dict) else {}
     email = body.get("email")
     if isinstance(email, str) and email.strip():
-        return "account:" + accounts.normalise_email(email)
+        return "account:" + hashed(accounts.normalise_email(email[:MAX_EMAIL_KEY]))
     token = body.get("refresh_token")
     if isinstance(token, str) and token:
         try:
             # Verified signature, so nobody can spend another user's budget with a forged sub.
-            return "account:" + str(decode_token(token, allow_expired=True)["sub"])
+            return "account:" + hashed(str(decode_token(token, allow_expired=True)["sub"]))
         except (pyjwt.InvalidTokenError, JWTExtendedException, ValueError, KeyError):
             pass
-    return "anonymous:" + (get_remote_address() or "-")
+    return "anonymous:" + hashed(get_remote_address() or "-")
+
+
+def hashed(text: str) -> str:
+    """A fixed-size rate-limit key: what the client sent never becomes a Redis key."""
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def auth_rate_limits(view: F) -> F:

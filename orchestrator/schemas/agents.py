@@ -12,6 +12,7 @@ from orchestrator.schemas.job_steps import StepEventSchema
 from orchestrator.schemas.jobs import UTCDateTime
 
 AGENT_NAME = {"validate": validate.Length(1, 128), "metadata": {"example": "prod-server-1"}}
+MAX_RESULT_CHARS = 4 * 1024 * 1024
 RESULT_STATUSES = ("success", "failed", "timeout", "cancelled")
 
 
@@ -140,7 +141,7 @@ class StartResultSchema(Schema):
 
 
 class OutputChunkSchema(ProtocolSchema):
-    offset = fields.Integer(required=True, validate=validate.Range(min=0))
+    offset = fields.Integer(required=True, validate=validate.Range(0, 2**62))
     data = fields.String(required=True, validate=validate.Length(max=1024 * 1024))
 
 
@@ -157,12 +158,13 @@ class OutputResultSchema(Schema):
 class ResultSchema(ProtocolSchema):
     agent_name = fields.String(required=True, **AGENT_NAME)
     status = fields.String(required=True, validate=validate.OneOf(RESULT_STATUSES))
-    exit_code = fields.Integer(allow_none=True, load_default=None)
-    stdout = fields.String(load_default="")
-    stderr = fields.String(load_default="")
+    exit_code = fields.Integer(allow_none=True, load_default=None,
+                               validate=validate.Range(-(2**31), 2**31 - 1))
+    stdout = fields.String(load_default="", validate=validate.Length(max=MAX_RESULT_CHARS))
+    stderr = fields.String(load_default="", validate=validate.Length(max=MAX_RESULT_CHARS))
     truncated = fields.Dict(keys=fields.String(), values=fields.Boolean(), load_default=dict)
     duration_ms = fields.Integer(allow_none=True, load_default=None,
-                                 validate=validate.Range(min=0))
+                                 validate=validate.Range(0, 2**31 - 1))
     started_at = UTCDateTime(allow_none=True, load_default=None)
     error = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=10000))
     events = fields.List(fields.Nested(StepEventSchema), load_default=list, metadata={

@@ -12,7 +12,10 @@ SCOPE_NAMES = [scope.value for scope in Scope]
 
 
 class EmailField(fields.Email):
-    """An email address, stripped and lower-cased before it is validated."""
+    """An email address (at most 254 characters), stripped and lower-cased, then validated."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Length(max=254), **kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, str):

@@ -160,15 +160,18 @@ class JobSchema(JobSummarySchema):
 
 
 class JobQueryArgsSchema(Schema):
-    agent = fields.String()
+    agent = fields.String(validate=validate.Length(max=200))
     status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]))
-    script = fields.String()
-    fanout_id = fields.String(metadata={"description": "Only the jobs of this fan-out."})
-    pool = fields.String(metadata={"description": "Only the jobs of this pool (tag)."})
+    script = fields.String(validate=validate.Length(max=255))
+    fanout_id = fields.String(validate=validate.Length(max=64), metadata={
+        "description": "Only the jobs of this fan-out."})
+    pool = fields.String(validate=validate.Length(max=64), metadata={
+        "description": "Only the jobs of this pool (tag)."})
     since = UTCDateTime(metadata={"description": "created_at >= since (ISO 8601)"})
     until = UTCDateTime(metadata={"description": "created_at < until (ISO 8601)"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
-    cursor = fields.String(metadata={"description": "next_cursor of the previous page"})
+    cursor = fields.String(validate=validate.Length(max=500), metadata={
+        "description": "next_cursor of the previous page"})
 
 
 class JobPageSchema(Schema):
