@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import flask_smorest
-from flask import Flask
+from flask import Flask, current_app
 from marshmallow.utils import missing
 from swagger_ui_bundle import swagger_ui_path
-from webargs.core import parse_json
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
@@ -27,8 +26,9 @@ class JSONBodyParser(FlaskParser):
     """
 
     def _raw_load_json(self, req: Any) -> Any:
+        """The body through the app's strict JSON provider (``orchestrator/request_guard.py``)."""
         data = req.get_data(cache=True)
-        return parse_json(data) if data else missing
+        return current_app.json.loads(data) if data else missing
 
 
 class Blueprint(flask_smorest.Blueprint):
