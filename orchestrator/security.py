@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,13 +18,16 @@ from typing import Any, TypeVar
 
 import jwt as pyjwt
 import redis
+import sqlalchemy as sa
 from flask import current_app, g, request
 from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 
 from orchestrator.errors import Forbidden, TokenExpired, Unauthorized
 from orchestrator.extensions import db, redis_store
-from orchestrator.models import ApiKey, Scope, User, utcnow
+from orchestrator.models import ApiKey, RevokedToken, Scope, User, utcnow
+
+log = logging.getLogger(__name__)
 
 API_KEY_PREFIX = "sm_live_"
 REVOKED_JTI_KEY = "scriptmesh:revoked-jti:{jti}"
@@ -153,13 +157,32 @@ def _principal_from_jwt(token: str) -> Principal:
 
 
 def revoke_jti(jti: str, ttl: timedelta) -> None:
-    """Blocklist a JWT id in Redis until it would have expired anyway."""
+    """Revoke a JWT id until it would have expired anyway: a database row (the record,
+    which survives a Redis flush) and a Redis key (the cache). The caller commits."""
     seconds = max(1, int(ttl.total_seconds()))
-    redis_store.connection.set(REVOKED_JTI_KEY.format(jti=jti), b"1", ex=seconds)
+    if db.session.get(RevokedToken, jti) is None:
+        db.session.add(RevokedToken(jti=jti, expires_at=utcnow() + timedelta(seconds=seconds)))
+    try:
+        redis_store.connection.set(REVOKED_JTI_KEY.format(jti=jti), b"1", ex=seconds)
+    except redis.RedisError:
+        log.warning("revoked token not cached in Redis; the database still has it")
 
 
 def is_jti_revoked(jti: str) -> bool:
-    return bool(redis_store.connection.exists(REVOKED_JTI_KEY.format(jti=jti)))
+    """Redis answers for recent revocations; the database answers for the rest."""
+    try:
+        if redis_store.connection.exists(REVOKED_JTI_KEY.format(jti=jti)):
+            return True
+    except redis.RedisError:
+        pass
+    return db.session.get(RevokedToken, jti) is not None
+
+
+def purge_expired_revocations(now: datetime | None = None) -> int:
+    """Delete revocations of tokens that have expired anyway (maintenance may call it)."""
+    result = db.session.execute(
+        sa.delete(RevokedToken).where(RevokedToken.expires_at < (now or utcnow())))
+    return result.rowcount or 0
 
 
 def current_principal() -> Principal:

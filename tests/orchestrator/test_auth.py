@@ -257,6 +257,21 @@ def test_logout_revokes_access_token_and_session(client: FlaskClient, mailed_cod
                  401, "token_revoked")
 
 
+def test_logout_survives_a_redis_flush(client: FlaskClient, app: Flask,
+                                       mailed_code: Any) -> None:
+    """Revocations live in the database; Redis is only their cache."""
+    from orchestrator.extensions import redis_store
+
+    tokens = signed_up(client, mailed_code)
+    headers = bearer(tokens["access_token"])
+    assert client.post("/auth/logout", headers=headers).status_code == 204
+    with app.app_context():
+        redis_store.connection.flushdb()
+    assert_error(client.get("/auth/me", headers=headers), 401, "token_revoked")
+    assert_error(client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}),
+                 401, "token_revoked")
+
+
 def test_logout_with_another_sessions_refresh_token_ends_it_too(client: FlaskClient,
                                                                  mailed_code: Any) -> None:
     tokens = signed_up(client, mailed_code)
