@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Flask, current_app, g, request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from orchestrator.errors import BadRequest, ScriptMeshError
 
@@ -168,6 +169,14 @@ def guard_request() -> None:
 
 def init_request_guard(app: Flask) -> None:
     """Install the strict JSON provider and run :func:`guard_request` first of all hooks
-    (before the rate limiter's, whose account key reads the body)."""
+    (before the rate limiter's, whose account key reads the body).
+
+    With ``TRUSTED_PROXIES=N`` the client address (rate limits) and scheme come from
+    the ``X-Forwarded-For`` / ``-Proto`` the last N proxies set (werkzeug's ProxyFix);
+    without it those headers are ignored, so a client cannot spoof its address.
+    """
+    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if proxies > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore
     app.json = StrictJSONProvider(app)
     app.before_request_funcs.setdefault(None, []).insert(0, guard_request)

@@ -15,6 +15,7 @@ from swagger_ui_bundle import swagger_ui_path
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
+from orchestrator.api.openapi_errors import ErrorEnvelopeSchema, document_error_responses
 from orchestrator.errors import render_http_exception
 
 
@@ -36,7 +37,9 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest's Api with errors rendered in ScriptMesh's one shape."""
+    """flask-smorest's Api with errors rendered (and documented) in ScriptMesh's one shape."""
+
+    ERROR_SCHEMA = ErrorEnvelopeSchema
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         return render_http_exception(error)
@@ -79,6 +82,7 @@ def register_blueprints(app: Flask) -> None:
                    schedules, integrations, admin_integrations, webhook_settings, deliveries,
                    prometheus, fanouts):
         api.register_blueprint(module.blp)
+    document_error_responses(api.spec)
     _serve_swagger_assets(app)
 
 
