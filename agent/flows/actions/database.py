@@ -9,8 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
+from agent.flows import targets
 from agent.flows.context import ActionContext, ActionSpec
 from agent.flows.durations import parse_duration
 from agent.flows.errors import ExpressionError, StepFailed
@@ -61,6 +63,11 @@ def normalize_dsn(dsn: str) -> str:
 
 def connect(dsn: str, ctx: ActionContext) -> psycopg.Connection:
     """Open an autocommit connection whose statements cannot outlive the step."""
+    try:
+        host = conninfo_to_dict(normalize_dsn(dsn)).get("host")
+    except psycopg.Error as exc:
+        raise StepFailed(f"database dsn is not valid: {_first_line(exc)}") from None
+    targets.check_dsn_host(str(host) if host else None, "database")
     left = ctx.remaining()
     connect_timeout = DEFAULT_CONNECT_TIMEOUT if left is None else max(1, min(10, int(left)))
     try:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 
+from agent.flows import targets
 from agent.flows.context import ActionContext, ActionSpec
 from agent.flows.durations import optional_duration
 from agent.flows.errors import StepFailed
@@ -31,6 +33,8 @@ def _schema(*required: str) -> dict[str, Any]:
 
 
 def _client(config: dict[str, Any], ctx: ActionContext) -> redis.Redis:
+    url = str(config["url"])
+    targets.check_dsn_host(None if url.startswith("unix:") else urlsplit(url).hostname, "redis")
     left = ctx.remaining()
     timeout = DEFAULT_SOCKET_TIMEOUT if left is None else max(min(left, 10.0), 0.05)
     return redis.Redis.from_url(
