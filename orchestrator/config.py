@@ -169,13 +169,29 @@ def load_settings(
     data_dir = Path(settings["DATA_DIR"]).resolve()
     settings["DATA_DIR"] = str(data_dir)
     if not settings.get("SQLALCHEMY_DATABASE_URI"):
-        data_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(data_dir)
         settings["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{data_dir / 'scriptmesh.db'}"
     settings["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
         settings["SQLALCHEMY_DATABASE_URI"]
     )
     resolve_secrets(settings, data_dir)
     return settings
+
+
+def secure_data_dir(data_dir: Path) -> None:
+    """The data dir holds the database, Redis data, secrets and mails: owner-only.
+
+    The directory becomes 0700, files already in it 0600, and the process umask
+    077 so what the hub (and its embedded Redis) creates later is 0600 too.
+    """
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.umask(0o077)
+    try:
+        data_dir.chmod(0o700)
+        for path in data_dir.rglob("*"):
+            path.chmod(0o700 if path.is_dir() else 0o600)
+    except OSError:
+        pass  # not ours to change (a shared mount): leave it
 
 
 def normalise_database_url(url: str) -> str:
@@ -214,7 +230,7 @@ def resolve_secrets(settings: dict[str, Any], data_dir: Path) -> None:
 
 def load_or_create_dev_secrets(data_dir: Path) -> dict[str, str]:
     """Development secrets, generated once and kept in ``<data dir>/secrets.json`` (0600)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(data_dir)
     path = data_dir / "secrets.json"
     if path.exists():
         return json.loads(path.read_text())

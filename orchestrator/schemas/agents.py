@@ -88,6 +88,7 @@ class RegisterAgentResultSchema(Schema):
     heartbeat_interval = fields.Float()
     poll_wait = fields.Float()
     api_key_bound = fields.Boolean(metadata={"description": "Only when api_key was given."})
+    warning = fields.String(metadata={"description": "What was ignored or what to expect."})
 
 
 class HeartbeatSchema(ProtocolSchema):

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, fields, pre_load, validate
 
 from orchestrator.models import Scope
+from orchestrator.schemas.patch import NonEmptyPatchSchema
 
 SCOPE_NAMES = [scope.value for scope in Scope]
 
@@ -130,7 +131,7 @@ class ApiKeyCreateSchema(_StripStrings):
                         metadata=POOLS_DOC)
 
 
-class ApiKeyUpdateSchema(Schema):
+class ApiKeyUpdateSchema(NonEmptyPatchSchema):
     pools = fields.List(POOL_NAME, validate=validate.Length(max=50), metadata=POOLS_DOC)
     agent_name = fields.String(allow_none=True, validate=validate.Length(1, 128), metadata={
         "description": "Rebind the agent name this agent key acts as (null: unbind); "

@@ -113,6 +113,13 @@ def register_agent(principal: Principal, data: dict[str, Any],
               "poll_wait": current_app.config["POLL_WAIT"]}
     if key_bound is not None:
         answer["api_key_bound"] = key_bound
+    if key_bound is False:
+        answer["warning"] = ("api_key was ignored: it is not an unrevoked agent-scope key of "
+                             "this tenant. The agent process authenticates with its own "
+                             "API_KEY.")
+    elif "manifest" not in data and principal.scope != Scope.AGENT:
+        answer["warning"] = ("Registered by hand: the agent shows offline until its process "
+                             "heartbeats or polls.")
     return answer
 
 

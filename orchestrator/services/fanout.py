@@ -152,7 +152,7 @@ def select_targets(data: dict[str, Any]) -> Selection:
             else:
                 stage.append(agent)
         if not stage:
-            where = f"stage {index + 1}" if data.get("stages") else "the selection"
+            where = f"stages[{index}]" if data.get("stages") else "the selection"
             raise _fail_selection(
                 f"No agent to run '{name}': {where} matched no "
                 f"online agent whose manifest lists the {kind}.",

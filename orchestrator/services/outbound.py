@@ -125,7 +125,7 @@ def check_target(url: str) -> None:
     try:
         infos = socket.getaddrinfo(parts.hostname, port or 443, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise BlockedTarget(f"host {parts.hostname!r} does not resolve") from None
+        return  # not resolvable now: the delivery checks the address it connects to
     for info in infos:
         if not address_allowed(ipaddress.ip_address(info[4][0].split("%")[0])):
             raise BlockedTarget(f"host {parts.hostname!r} resolves to a loopback, private or "
