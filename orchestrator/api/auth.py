@@ -28,16 +28,20 @@ from orchestrator.schemas.auth import (
     LoginSchema,
     LogoutSchema,
     MeSchema,
+    PasswordChangedSchema,
+    PasswordResetConfirmSchema,
+    PasswordResetSchema,
     RefreshSchema,
     RegisteredSchema,
     RegisterSchema,
     ResendCodeSchema,
+    ResetSentSchema,
     TokenPairSchema,
     VerifiedSchema,
     VerifyEmailSchema,
 )
 from orchestrator.security import current_principal, require_scope
-from orchestrator.services import accounts
+from orchestrator.services import accounts, signup
 
 MAX_EMAIL_KEY = 320
 RATE_LIMIT_MESSAGE = "Too many attempts; wait before trying again (see Retry-After)."
@@ -104,9 +108,11 @@ class Register(MethodView):
         """Create an account and its tenant
 
         Mails a 6-digit code (valid 15 minutes) to confirm the address; log in
-        after POST /auth/verify-email. Passwords need 12+ characters.
+        after POST /auth/verify-email. Passwords need 12+ characters. The
+        answer is the same whether or not the email already has an account;
+        unverified sign-ups expire after 7 days.
         """
-        return accounts.register(args["email"], args["password"], args["tenant_name"])
+        return signup.register(args["email"], args["password"], args["tenant_name"])
 
 
 @blp.route("/verify-email")
@@ -134,6 +140,28 @@ class ResendCode(MethodView):
         Always 202, whether or not the address has an account.
         """
         accounts.resend_code(args["email"])
+        return {}
+
+
+@blp.route("/password-reset")
+class PasswordReset(MethodView):
+    @blp.arguments(PasswordResetSchema)
+    @blp.response(202, ResetSentSchema)
+    @auth_rate_limits
+    def post(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Mail a password reset code (always 202, whether or not the address has an account)"""
+        signup.request_password_reset(args["email"])
+        return {}
+
+
+@blp.route("/password-reset/confirm")
+class PasswordResetConfirm(MethodView):
+    @blp.arguments(PasswordResetConfirmSchema)
+    @blp.response(200, PasswordChangedSchema)
+    @auth_rate_limits
+    def post(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Set a new password with the mailed code; every session of the account ends"""
+        signup.confirm_password_reset(args["email"], args["code"], args["password"])
         return {}
 
 

@@ -47,14 +47,13 @@ def _is_verified(user: Any) -> bool:
 
 
 class RegisteredSchema(Schema):
-    """A new user (dumped from the ``User`` model)."""
+    """The same answer for every email (new, pending or taken): no account enumeration."""
 
-    user_id = fields.String(attribute="id", metadata={"example": "usr_3f9a0c..."})
-    tenant_id = fields.String(metadata={"example": "ten_81b2..."})
     email = fields.String()
-    email_verified = fields.Function(_is_verified, metadata={"type": "boolean"})
-    message = fields.Constant("Account created. We mailed you a 6-digit code: confirm your "
-                              "address with POST /auth/verify-email {email, code}.")
+    email_verified = fields.Boolean()
+    message = fields.Constant("We mailed a 6-digit code to this address: confirm it with "
+                              "POST /auth/verify-email {email, code}. If the address already "
+                              "has an account, the mail says how to reset its password.")
 
 
 class VerifyEmailSchema(_StripStrings):
@@ -74,6 +73,27 @@ class VerifiedSchema(Schema):
 
 class ResendCodeSchema(Schema):
     email = EmailField(required=True)
+
+
+class PasswordResetSchema(Schema):
+    email = EmailField(required=True)
+
+
+class PasswordResetConfirmSchema(_StripStrings):
+    email = EmailField(required=True)
+    code = fields.String(required=True, validate=validate.Length(min=1, max=32),
+                         metadata={"example": "042917"})
+    password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024),
+                             metadata={"description": "The new password (12+ characters)."})
+
+
+class ResetSentSchema(Schema):
+    message = fields.Constant("If this address belongs to a verified account, a reset code "
+                              "is on its way (valid 15 minutes).")
+
+
+class PasswordChangedSchema(Schema):
+    message = fields.Constant("Password changed; every session was signed out. Log in again.")
 
 
 class CodeSentSchema(Schema):
