@@ -24,9 +24,10 @@ from orchestrator.errors import BadRequest, ScriptMeshError
 MAX_JSON_DEPTH = 64
 INT64 = 2**63
 #: Endpoints (by URL prefix) whose bodies are small: MAX_SMALL_BODY applies.
-SMALL_BODY_PREFIXES = ("/auth/", "/schedules", "/integrations", "/admin/", "/webhook",
-                       "/register-agent", "/agent/heartbeat", "/agent/poll", "/fanouts",
-                       "/trigger-script", "/jobs/")
+#: (Triggers, schedules and fan-outs carry params and variables, registrations and
+#: heartbeats the manifest: those keep MAX_CONTENT_LENGTH.)
+SMALL_BODY_PREFIXES = ("/auth/", "/integrations", "/admin/", "/settings/", "/agent/poll",
+                       "/jobs/")
 #: ...except these, which carry job output.
 LARGE_BODY_SUFFIXES = ("/output", "/result", "/events")
 
