@@ -43,6 +43,7 @@ ENV_VARS = {
     "kill_grace": "KILL_GRACE",
     "backoff_base": "BACKOFF_BASE",
     "backoff_cap": "BACKOFF_CAP",
+    "allow_undeclared_params": "ALLOW_UNDECLARED_PARAMS",
 }
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -73,6 +74,8 @@ class AgentConfig:
     kill_grace: float = DEFAULT_KILL_GRACE
     backoff_base: float = DEFAULT_BACKOFF_BASE
     backoff_cap: float = DEFAULT_BACKOFF_CAP
+    #: Pass params the manifest does not declare (as ``PARAM_<name>`` only; agent/params.py).
+    allow_undeclared_params: bool = False
 
 
 def merge_sources(flags: Mapping[str, object], env: Mapping[str, str]) -> dict[str, object]:
@@ -96,6 +99,13 @@ def _number(raw: Mapping[str, object], name: str, kind: type, minimum: float) ->
     if number < minimum:
         raise ConfigError(f"{ENV_VARS[name]} must be >= {minimum}, got {value!r}")
     return number
+
+
+def _flag(raw: Mapping[str, object], name: str) -> bool:
+    value = str(raw.get(name, "false")).strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{ENV_VARS[name]} must be true or false, got {value!r}")
+    return value in ("true", "1", "yes")
 
 
 def _check_url(url: str) -> str:
@@ -164,6 +174,7 @@ def load_config(flags: Mapping[str, object], env: Mapping[str, str] | None = Non
         raise ConfigError(f"CA_BUNDLE {ca_bundle!r} is not a readable file")
     values["ca_bundle"] = None if ca_bundle is None else str(ca_bundle)
     values["spool_dir"] = str(raw.get("spool_dir") or default_spool_dir(name))
+    values["allow_undeclared_params"] = _flag(raw, "allow_undeclared_params")
     config = AgentConfig(**values)  # type: ignore[arg-type]
     if config.backoff_cap < config.backoff_base:
         raise ConfigError("BACKOFF_CAP must be >= BACKOFF_BASE")

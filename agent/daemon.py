@@ -49,7 +49,8 @@ class Agent:
         self.client = HubClient(
             config.orchestrator_url, config.api_key, config.agent_name, config.ca_bundle
         )
-        self.manifest = ManifestStore(config.manifest_path, config.scripts_dir)
+        self.manifest = ManifestStore(config.manifest_path, config.scripts_dir,
+                                      config.allow_undeclared_params)
         self.spool = Spool(config.spool_dir)
         self.reporter = ResultReporter(self.client, self.spool)
         self.jobs = JobRegistry()

@@ -125,7 +125,7 @@ class FlowJobRunner(JobRunner):
         scripts = ManifestScriptRunner(
             self.manifest.lookup, settings.scripts_dir, job_id=handle.job_id,
             output_cap=settings.output_cap_bytes, kill_grace=settings.kill_grace,
-            secret=settings.api_key,
+            secret=settings.api_key, allow_undeclared=self.manifest.allow_undeclared_params,
         )
         return FlowEngine(
             emit, resolver=ManifestFlowResolver(self.manifest.lookup_flow),

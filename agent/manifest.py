@@ -1,7 +1,7 @@
 """The script manifest: the agent's local whitelist of runnable scripts (and flows).
 
-The file is ``{"scripts": [{name, path, description, interpreter?}], "flows": [...]}``.
-Paths stay on the agent; only names and descriptions are sent to the hub.
+The file is ``{"scripts": [{name, path, description, interpreter?, params?}], "flows": [...]}``.
+Paths stay on the agent; names, descriptions and declared params are sent to the hub.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+from agent.params import ParamError, ParamSpec, parse_declarations
 
 KINDS = ("scripts", "flows")
 
@@ -28,14 +30,18 @@ class ManifestEntry:
     description: str = ""
     interpreter: tuple[str, ...] = ()
     kind: str = "script"
+    params: tuple[ParamSpec, ...] = ()
 
     def argv(self) -> list[str]:
         """Return the command line: ``[interpreter..., path]`` or ``[path]`` (never a shell)."""
         return [*self.interpreter, self.path]
 
-    def to_wire(self) -> dict[str, str]:
-        """Return what the hub may see: name and description, never the path."""
-        return {"name": self.name, "description": self.description}
+    def to_wire(self) -> dict[str, Any]:
+        """Return what the hub may see: name, description and params, never the path."""
+        wire: dict[str, Any] = {"name": self.name, "description": self.description}
+        if self.kind == "script":
+            wire["params"] = [spec.to_wire() for spec in self.params]
+        return wire
 
 
 @dataclass
@@ -45,12 +51,15 @@ class Manifest:
     scripts: dict[str, ManifestEntry] = field(default_factory=dict)
     flows: dict[str, ManifestEntry] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: Set from the agent's ALLOW_UNDECLARED_PARAMS; the hub checks triggers against it.
+    allow_undeclared_params: bool = False
 
-    def to_wire(self) -> dict[str, list[dict[str, str]]]:
+    def to_wire(self) -> dict[str, Any]:
         """Return the protocol's MANIFEST object."""
         return {
             "scripts": [entry.to_wire() for entry in self.scripts.values()],
             "flows": [entry.to_wire() for entry in self.flows.values()],
+            "allow_undeclared_params": self.allow_undeclared_params,
         }
 
 
@@ -62,7 +71,7 @@ def resolve_inside(path: str, scripts_dir: str) -> str:
     root = os.path.realpath(scripts_dir)
     real = os.path.realpath(os.path.join(root, os.path.expanduser(path)))
     if os.path.commonpath([root, real]) != root or real == root:
-        raise ManifestError(f"path {path!r} resolves outside SCRIPTS_DIR {scripts_dir}")
+        raise ManifestError(f"path {path!r} resolves outside SCRIPTS_DIR")
     return real
 
 
@@ -91,13 +100,16 @@ def parse_entry(item: Any, scripts_dir: str, kind: str) -> ManifestEntry:
     try:
         interpreter = _interpreter(item.get("interpreter"))
         real = resolve_inside(path, scripts_dir)
+        params = parse_declarations(item.get("params")) if kind == "script" else ()
+    except ParamError as exc:
+        raise ManifestError(f"{name}: {exc}") from None
     except ManifestError as exc:
         raise ManifestError(f"{name}: {exc}") from None
     if not os.path.isfile(real):
         raise ManifestError(f"{name}: file {path!r} not found in SCRIPTS_DIR")
     if kind == "script" and not interpreter and not os.access(real, os.X_OK):
         raise ManifestError(f"{name}: {path!r} is not executable (chmod +x or set 'interpreter')")
-    return ManifestEntry(name.strip(), real, description, interpreter, kind)
+    return ManifestEntry(name.strip(), real, description, interpreter, kind, params)
 
 
 def parse_manifest(data: Any, scripts_dir: str) -> Manifest:
@@ -127,27 +139,30 @@ def load_manifest(path: str, scripts_dir: str) -> Manifest:
 
     :raises ManifestError: when the file is unreadable, not JSON, or has the wrong shape.
     """
+    shown = os.path.basename(path)  # the message reaches the hub: no absolute agent paths
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except OSError as exc:
-        raise ManifestError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
+        raise ManifestError(f"cannot read manifest {shown}: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"manifest {path} is not valid JSON: {exc}") from None
+        raise ManifestError(f"manifest {shown} is not valid JSON: {exc}") from None
     try:
         return parse_manifest(data, scripts_dir)
     except ManifestError as exc:
-        raise ManifestError(f"manifest {path}: {exc}") from None
+        raise ManifestError(f"manifest {shown}: {exc}") from None
 
 
 class ManifestStore:
     """Thread-safe holder of the last good manifest, reloaded from disk on demand."""
 
-    def __init__(self, path: str, scripts_dir: str) -> None:
+    def __init__(self, path: str, scripts_dir: str, allow_undeclared_params: bool = False) -> None:
         self.path = path
         self.scripts_dir = scripts_dir
+        #: ALLOW_UNDECLARED_PARAMS: pass undeclared params, as ``PARAM_<name>`` only.
+        self.allow_undeclared_params = allow_undeclared_params
         self._lock = threading.Lock()
-        self._manifest = Manifest()
+        self._manifest = Manifest(allow_undeclared_params=allow_undeclared_params)
         self._file_error: str | None = None
 
     def reload(self) -> Manifest:
@@ -158,6 +173,7 @@ class ManifestStore:
             with self._lock:
                 self._file_error = str(exc)
                 return self._manifest
+        manifest.allow_undeclared_params = self.allow_undeclared_params
         with self._lock:
             self._manifest, self._file_error = manifest, None
             return manifest

@@ -10,6 +10,8 @@ from agent.client import HubClient, HubUnavailable, JobRejected
 from agent.spool import Spool
 
 log = logging.getLogger(__name__)
+#: Statuses meaning "this body is not acceptable" (not "this job is gone"): send a fallback.
+BODY_REFUSED = (400, 413, 422)
 
 
 class ResultReporter:
@@ -38,10 +40,27 @@ class ResultReporter:
             return False
         except JobRejected as exc:
             log.error("hub refused result of job %s, dropping it: %s", job_id, exc)
+            if exc.status in BODY_REFUSED and not result.get("result_refused"):
+                self._report_refusal(job_id, result, exc)
         else:
             log.info("result of job %s delivered", job_id)
         self.spool.delete(job_id)
         return True
+
+    def _report_refusal(self, job_id: str, result: dict[str, Any], exc: JobRejected) -> None:
+        """The hub refused the result's body (400/413/422): end the job anyway with a
+        minimal ``failed`` result saying why, so it never stays running until its lease."""
+        fallback = {
+            "status": "failed", "exit_code": None, "stdout": "", "stderr": "",
+            "truncated": {"stdout": bool(result.get("stdout")),
+                          "stderr": bool(result.get("stderr"))},
+            "duration_ms": None, "started_at": None, "result_refused": True,
+            "error": f"result_refused_by_hub: {exc.code or exc.status}: {exc}"[:1000],
+        }
+        try:
+            self.client.report_result(job_id, fallback)
+        except (HubUnavailable, JobRejected) as again:
+            log.error("hub refused the fallback result of job %s too: %s", job_id, again)
 
     def resend_all(self) -> bool:
         """Try every spooled result once, oldest first; return True when the spool is empty.

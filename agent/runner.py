@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,39 +15,12 @@ from agent.client import AuthRejected, HubClient, HubUnavailable, JobRejected
 from agent.jobs import JobHandle
 from agent.log_streamer import LogStreamer
 from agent.manifest import ManifestEntry, ManifestStore
+from agent.params import ParamError, param_env
 from agent.process import ScriptProcess
 from agent.reporter import ResultReporter
 
 log = logging.getLogger(__name__)
 
-PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-#: Names a caller may not set: they would change how the interpreter or loader behaves
-#: (``BASH_ENV='$(cmd)'`` is even expanded by bash) or are the agent's own.
-RESERVED_PARAMS = frozenset(
-    {
-        "PATH",
-        "IFS",
-        "ENV",
-        "BASH_ENV",
-        "SHELLOPTS",
-        "BASHOPTS",
-        "PS4",
-        "PROMPT_COMMAND",
-        "GLOBIGNORE",
-        "CDPATH",
-        "PERL5OPT",
-        "PERL5LIB",
-        "PERLLIB",
-        "RUBYOPT",
-        "RUBYLIB",
-        "NODE_OPTIONS",
-        "JAVA_TOOL_OPTIONS",
-        "_JAVA_OPTIONS",
-        "GCONV_PATH",
-        "HOSTALIASES",
-    }
-)
-RESERVED_PREFIXES = ("LD_", "DYLD_", "PYTHON", "BASH_FUNC", "SCRIPTMESH_")
 SECRET_ENV_VARS = ("API_KEY",)
 
 
@@ -62,30 +33,22 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def check_param_name(name: str) -> None:
-    """Raise :class:`JobRefused` unless ``name`` is a safe environment variable name."""
-    if not PARAM_NAME_RE.match(name):
-        raise JobRefused(f"invalid_param_name: {name!r} must match {PARAM_NAME_RE.pattern}")
-    if name in RESERVED_PARAMS or name.startswith(RESERVED_PREFIXES):
-        raise JobRefused(f"invalid_param_name: {name!r} is reserved")
-
-
 def build_env(
-    base: Mapping[str, str], params: Mapping[str, Any], job_id: str, secret: str = ""
+    base: Mapping[str, str], entry: ManifestEntry, params: Mapping[str, Any], job_id: str,
+    secret: str = "", allow_undeclared: bool = False,
 ) -> dict[str, str]:
     """Return the child's environment: the agent's (minus secrets) + params + SCRIPTMESH_JOB_ID.
 
-    Values are passed exactly as given (no expansion ever happens: there is no shell).
+    Only declared params reach the script, under their declared names
+    (``agent/params.py``); values are passed exactly as given (there is no shell).
     """
     env = {
         k: v for k, v in base.items() if k not in SECRET_ENV_VARS and not (secret and v == secret)
     }
-    for name, value in params.items():
-        check_param_name(str(name))
-        text = value if isinstance(value, str) else json.dumps(value)
-        if "\x00" in text:
-            raise JobRefused(f"invalid_param_value: {name!r} contains a NUL byte")
-        env[str(name)] = text
+    try:
+        env.update(param_env(entry.params, params, allow_undeclared))
+    except ParamError as exc:
+        raise JobRefused(f"invalid_params: {entry.name}: {exc}") from None
     env["SCRIPTMESH_JOB_ID"] = job_id
     return env
 
@@ -162,7 +125,8 @@ class JobRunner:
         params = job.get("params") or {}
         if not isinstance(params, Mapping):
             raise JobRefused("invalid_params: params must be an object")
-        return entry, build_env(os.environ, params, job_id, self.settings.api_key)
+        return entry, build_env(os.environ, entry, params, job_id, self.settings.api_key,
+                                self.manifest.allow_undeclared_params)
 
     def _acknowledge(self, job: Mapping[str, Any], handle: JobHandle) -> bool:
         """Tell the hub we start; retry while the hub is down, until the lease would expire."""

@@ -22,6 +22,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from orchestrator.config import load_settings
     from orchestrator.errors import register_error_handlers
     from orchestrator.extensions import init_extensions
+    from orchestrator.request_guard import init_request_guard
     from orchestrator.subscribers import register_subscribers
     from orchestrator.tenancy import install_tenant_filter
 
@@ -29,7 +30,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(load_settings(config))
     app.config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=app.config["ACCESS_TOKEN_MINUTES"])
     app.config["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=app.config["REFRESH_TOKEN_DAYS"])
-    app.json.sort_keys = False
+    init_request_guard(app)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     configure_logging(app)
     init_extensions(app)
     key_cache.init_app(app)

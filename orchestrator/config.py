@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator import __version__
+
 DEFAULT_DATA_DIR = "instance"
 DEFAULT_ACCESS_TOKEN_MINUTES = 15
 DEFAULT_REFRESH_TOKEN_DAYS = 7
@@ -43,6 +45,10 @@ DEFAULT_AI_TIMEOUT = 60.0
 DEFAULT_AI_RETRIES = 2
 #: Git API calls (commit statuses, PR comments): seconds per attempt.
 DEFAULT_GIT_TIMEOUT = 15.0
+#: Largest request body (bytes): an agent's result carries up to 2 x 1 MiB of output + events.
+DEFAULT_MAX_CONTENT_LENGTH = 8 * 1024 * 1024
+#: Endpoints whose bodies are small (sign-in, keys, settings) get this cap instead.
+DEFAULT_MAX_SMALL_BODY = 64 * 1024
 
 def env_bool(raw: str) -> bool:
     """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (case-insensitive)."""
@@ -78,6 +84,9 @@ ENV_SETTINGS: tuple[tuple[str, str, type], ...] = (
     ("HEARTBEAT_INTERVAL", "HEARTBEAT_INTERVAL", int),
     ("OFFLINE_AFTER_MISSED", "OFFLINE_AFTER_MISSED", int),
     ("API_KEY_CACHE_SECONDS", "API_KEY_CACHE_SECONDS", float),
+    ("MAX_CONTENT_LENGTH", "MAX_CONTENT_LENGTH", int),
+    ("TRUSTED_PROXIES", "TRUSTED_PROXIES", int),
+    ("OUTBOUND_ALLOW", "OUTBOUND_ALLOW", str),
     ("WEBHOOK_BLOCK_PRIVATE", "WEBHOOK_BLOCK_PRIVATE", env_bool),
     ("WEBHOOK_TIMEOUT", "WEBHOOK_TIMEOUT", float),
     ("WEBHOOK_RETRY_DELAYS", "WEBHOOK_RETRY_DELAYS", str),
@@ -145,11 +154,15 @@ def default_settings() -> dict[str, Any]:
         "HEARTBEAT_INTERVAL": DEFAULT_HEARTBEAT_INTERVAL,
         "OFFLINE_AFTER_MISSED": DEFAULT_OFFLINE_AFTER_MISSED,
         "API_KEY_CACHE_SECONDS": DEFAULT_API_KEY_CACHE_SECONDS,
+        "MAX_CONTENT_LENGTH": DEFAULT_MAX_CONTENT_LENGTH,
+        "MAX_SMALL_BODY": DEFAULT_MAX_SMALL_BODY,
+        "TRUSTED_PROXIES": 0,
+        "OUTBOUND_ALLOW": "",
         # Library settings that are not meant to be changed by users.
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "JSON_SORT_KEYS": False,
         "API_TITLE": "ScriptMesh",
-        "API_VERSION": "v1",
+        "API_VERSION": __version__,
         "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": "/",
         "OPENAPI_JSON_PATH": "openapi.json",
@@ -184,13 +197,29 @@ def load_settings(
     data_dir = Path(settings["DATA_DIR"]).resolve()
     settings["DATA_DIR"] = str(data_dir)
     if not settings.get("SQLALCHEMY_DATABASE_URI"):
-        data_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(data_dir)
         settings["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{data_dir / 'scriptmesh.db'}"
     settings["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
         settings["SQLALCHEMY_DATABASE_URI"]
     )
     resolve_secrets(settings, data_dir)
     return settings
+
+
+def secure_data_dir(data_dir: Path) -> None:
+    """The data dir holds the database, Redis data, secrets and mails: owner-only.
+
+    The directory becomes 0700, files already in it 0600, and the process umask
+    077 so what the hub (and its embedded Redis) creates later is 0600 too.
+    """
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.umask(0o077)
+    try:
+        data_dir.chmod(0o700)
+        for path in data_dir.rglob("*"):
+            path.chmod(0o700 if path.is_dir() else 0o600)
+    except OSError:
+        pass  # not ours to change (a shared mount): leave it
 
 
 def normalise_database_url(url: str) -> str:
@@ -229,7 +258,7 @@ def resolve_secrets(settings: dict[str, Any], data_dir: Path) -> None:
 
 def load_or_create_dev_secrets(data_dir: Path) -> dict[str, str]:
     """Development secrets, generated once and kept in ``<data dir>/secrets.json`` (0600)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(data_dir)
     path = data_dir / "secrets.json"
     if path.exists():
         return json.loads(path.read_text())

@@ -101,13 +101,26 @@ def render_http_exception(exc: http.HTTPException) -> Response:
             code = "rate_limited"
     message = exc.description or http.HTTP_STATUS_CODES.get(status, "Error")
     if status == 422 and not isinstance(exc, ScriptMeshError):
-        message = "The request body is not valid."
+        message = _validation_message(getattr(exc, "data", None) or {})
     response = jsonify(error_body(code, message, details))
     response.status_code = status
     for name, value in (exc.get_headers() if hasattr(exc, "get_headers") else []):
         if name.lower() not in ("content-type", "content-length"):
             response.headers[name] = value
     return response
+
+
+def _validation_message(data: dict[str, Any]) -> str:
+    """Say where the invalid input is and where the per-field reasons are."""
+    messages = data.get("messages") or {}
+    where = "query string" if set(messages) == {"query"} else "request body"
+    fields = _flatten_locations(messages) if messages else {}
+    whole = fields.get("_schema") if isinstance(fields, dict) else None
+    if whole and isinstance(whole, list) and len(fields) == 1:
+        return f"The {where} is not valid: {whole[0]}"
+    names = ", ".join(sorted(fields)) if isinstance(fields, dict) else ""
+    return (f"The {where} is not valid: fix {names} (see details.fields)." if names
+            else f"The {where} is not valid (see details.fields).")
 
 
 def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:

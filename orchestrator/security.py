@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +26,9 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from orchestrator import key_cache
 from orchestrator.errors import Forbidden, TokenExpired, Unauthorized
 from orchestrator.extensions import db, redis_store
-from orchestrator.models import ApiKey, Scope, User, utcnow
+from orchestrator.models import ApiKey, RevokedToken, Scope, User, utcnow
+
+log = logging.getLogger(__name__)
 
 API_KEY_PREFIX = "sm_live_"
 REVOKED_JTI_KEY = "scriptmesh:revoked-jti:{jti}"
@@ -175,13 +178,32 @@ def _principal_from_jwt(token: str) -> Principal:
 
 
 def revoke_jti(jti: str, ttl: timedelta) -> None:
-    """Blocklist a JWT id in Redis until it would have expired anyway."""
+    """Revoke a JWT id until it would have expired anyway: a database row (the record,
+    which survives a Redis flush) and a Redis key (the cache). The caller commits."""
     seconds = max(1, int(ttl.total_seconds()))
-    redis_store.connection.set(REVOKED_JTI_KEY.format(jti=jti), b"1", ex=seconds)
+    if db.session.get(RevokedToken, jti) is None:
+        db.session.add(RevokedToken(jti=jti, expires_at=utcnow() + timedelta(seconds=seconds)))
+    try:
+        redis_store.connection.set(REVOKED_JTI_KEY.format(jti=jti), b"1", ex=seconds)
+    except redis.RedisError:
+        log.warning("revoked token not cached in Redis; the database still has it")
 
 
 def is_jti_revoked(jti: str) -> bool:
-    return bool(redis_store.connection.exists(REVOKED_JTI_KEY.format(jti=jti)))
+    """Redis answers for recent revocations; the database answers for the rest."""
+    try:
+        if redis_store.connection.exists(REVOKED_JTI_KEY.format(jti=jti)):
+            return True
+    except redis.RedisError:
+        pass
+    return db.session.get(RevokedToken, jti) is not None
+
+
+def purge_expired_revocations(now: datetime | None = None) -> int:
+    """Delete revocations of tokens that have expired anyway (maintenance may call it)."""
+    result = db.session.execute(
+        sa.delete(RevokedToken).where(RevokedToken.expires_at < (now or utcnow())))
+    return result.rowcount or 0
 
 
 def current_principal() -> Principal:
@@ -202,21 +224,30 @@ def require_scope(*needed: Scope | str) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            principal = authenticate()
-            if needed_scopes and not any(principal.allows(s) for s in needed_scopes):
-                wanted = " or ".join(f"'{s.value}'" for s in needed_scopes)
-                raise Forbidden(
-                    f"This API key has scope '{principal.scope.value}'; "
-                    f"this endpoint needs {wanted}.",
-                    error_code="insufficient_scope",
-                )
-            g.principal = principal
-            g.tenant_id = principal.tenant_id
+            if "principal" not in g:  # the request guard usually checked already
+                check_scopes(needed_scopes)
             return view(*args, **kwargs)
 
+        # Read by the request guard, which authenticates before the body is parsed.
+        wrapper.required_scopes = needed_scopes  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def check_scopes(needed_scopes: tuple[Scope, ...]) -> Principal:
+    """Authenticate the request, require one of ``needed_scopes``, remember the principal."""
+    principal = authenticate()
+    if needed_scopes and not any(principal.allows(s) for s in needed_scopes):
+        wanted = " or ".join(f"'{s.value}'" for s in needed_scopes)
+        raise Forbidden(
+            f"This API key has scope '{principal.scope.value}'; "
+            f"this endpoint needs {wanted}.",
+            error_code="insufficient_scope",
+        )
+    g.principal = principal
+    g.tenant_id = principal.tenant_id
+    return principal
 
 
 def require_instance_admin() -> Principal:

@@ -163,17 +163,20 @@ def make_user(app: Flask) -> Any:
 
 @pytest.fixture
 def make_api_key(app: Flask) -> Any:
-    """``make_api_key(user_id, scope="operator", name="test", expires_days=None)`` -> raw key."""
+    """``make_api_key(user_id, scope="operator", name="test", expires_days=None, pools=None)``
+    -> raw key; agent keys are granted every pool (``["*"]``) unless ``pools`` says otherwise."""
     from orchestrator.models import User
     from orchestrator.services import api_keys
 
     def make(user_id: str, scope: str = "operator", name: str = "test",
-             expires_days: int | None = None) -> str:
+             expires_days: int | None = None, pools: list[str] | None = None) -> str:
+        if pools is None and scope == "agent":
+            pools = ["*"]
         with app.app_context():
             owner = db.session.get(User, user_id)
             assert owner is not None, f"no user {user_id}"
             _key, raw = api_keys.create_api_key(owner, name, scope=scope,
-                                                expires_days=expires_days)
+                                                expires_days=expires_days, pools=pools)
             return raw
 
     return make

@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import flask_smorest
-from flask import Flask
+from flask import Flask, current_app
 from marshmallow.utils import missing
 from swagger_ui_bundle import swagger_ui_path
-from webargs.core import parse_json
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
+from orchestrator.api.openapi_errors import ErrorEnvelopeSchema, document_error_responses
 from orchestrator.errors import render_http_exception
 from orchestrator.extensions import db
 
@@ -30,8 +30,9 @@ class JSONBodyParser(FlaskParser):
     """
 
     def _raw_load_json(self, req: Any) -> Any:
+        """The body through the app's strict JSON provider (``orchestrator/request_guard.py``)."""
         data = req.get_data(cache=True)
-        return parse_json(data) if data else missing
+        return current_app.json.loads(data) if data else missing
 
 
 def committed(value: T) -> T:
@@ -46,7 +47,9 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest's Api with errors rendered in ScriptMesh's one shape."""
+    """flask-smorest's Api with errors rendered (and documented) in ScriptMesh's one shape."""
+
+    ERROR_SCHEMA = ErrorEnvelopeSchema
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         return render_http_exception(error)
@@ -91,6 +94,7 @@ def register_blueprints(app: Flask) -> None:
                    schedules, integrations, admin_integrations, webhook_settings, deliveries,
                    prometheus, fanouts, ai, git_hooks):
         api.register_blueprint(module.blp)
+    document_error_responses(api.spec)
     _serve_swagger_assets(app)
 
 

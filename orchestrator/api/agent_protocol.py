@@ -8,15 +8,11 @@ credential); an agent key acts only as the agent it is bound to.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
-from flask import g
 from flask.views import MethodView
 
 from orchestrator.api import Blueprint, committed
-from orchestrator.errors import Forbidden
 from orchestrator.models import Scope
 from orchestrator.schemas.agents import (
     AgentNameSchema,
@@ -33,29 +29,11 @@ from orchestrator.schemas.agents import (
     StartResultSchema,
 )
 from orchestrator.schemas.job_steps import EventsResultSchema, EventsSchema
-from orchestrator.security import authenticate, current_principal, require_scope
+from orchestrator.security import current_principal, require_scope
 from orchestrator.services import agents, dispatch, jobs, leases
 
 blp = Blueprint("agent_protocol", __name__, description="Agent protocol (used by agents)")
 BEARER = [{"bearerAuth": []}]
-
-
-def require_agent_or_operator(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Like ``require_scope``, for the one endpoint both agents and operators call."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        principal = authenticate()
-        if not (principal.allows(Scope.AGENT) or principal.allows(Scope.OPERATOR)):
-            raise Forbidden(f"This API key has scope '{principal.scope.value}'; registering "
-                            "an agent needs 'agent' or 'operator'.",
-                            error_code="insufficient_scope")
-        g.principal = principal
-        g.tenant_id = principal.tenant_id
-        return view(*args, **kwargs)
-
-    wrapper._scriptmesh_scope = Scope.AGENT  # type: ignore[attr-defined]
-    return wrapper
 
 
 @blp.route("/register-agent")
@@ -63,7 +41,7 @@ class RegisterAgent(MethodView):
     @blp.doc(security=BEARER)
     @blp.arguments(RegisterAgentSchema)
     @blp.response(200, RegisterAgentResultSchema)
-    @require_agent_or_operator
+    @require_scope(Scope.AGENT, Scope.OPERATOR)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Register an agent (or update it): upsert by name within the tenant.
 

@@ -8,7 +8,12 @@ from flask.views import MethodView
 
 from orchestrator.api import Blueprint
 from orchestrator.models import ApiKey, Scope
-from orchestrator.schemas.auth import ApiKeyCreatedSchema, ApiKeyCreateSchema, ApiKeySchema
+from orchestrator.schemas.auth import (
+    ApiKeyCreatedSchema,
+    ApiKeyCreateSchema,
+    ApiKeySchema,
+    ApiKeyUpdateSchema,
+)
 from orchestrator.security import current_principal, require_scope
 from orchestrator.services import api_keys
 
@@ -48,6 +53,19 @@ class ApiKeyById(MethodView):
     def get(self, key_id: str) -> ApiKey:
         """Show one API key (its prefix, never the key)"""
         return api_keys.get_api_key(key_id)
+
+    @blp.arguments(ApiKeyUpdateSchema)
+    @blp.response(200, ApiKeySchema)
+    @blp.doc(security=BEARER)
+    @require_scope(Scope.ADMIN)
+    def patch(self, args: dict[str, Any], key_id: str) -> ApiKey:
+        """Grant an agent key its pools, or rebind the agent name it acts as
+
+        An agent key may register only with tags in its ``pools``; an agent
+        name bound to one key cannot be claimed by another except through
+        this call (the previous key loses the name).
+        """
+        return api_keys.update_api_key(key_id, args)
 
     @blp.response(204)
     @blp.doc(security=BEARER)

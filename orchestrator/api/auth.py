@@ -8,6 +8,7 @@ stops early while a shared office IP still works.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,17 +28,22 @@ from orchestrator.schemas.auth import (
     LoginSchema,
     LogoutSchema,
     MeSchema,
+    PasswordChangedSchema,
+    PasswordResetConfirmSchema,
+    PasswordResetSchema,
     RefreshSchema,
     RegisteredSchema,
     RegisterSchema,
     ResendCodeSchema,
+    ResetSentSchema,
     TokenPairSchema,
     VerifiedSchema,
     VerifyEmailSchema,
 )
 from orchestrator.security import current_principal, require_scope
-from orchestrator.services import accounts
+from orchestrator.services import accounts, signup
 
+MAX_EMAIL_KEY = 320
 RATE_LIMIT_MESSAGE = "Too many attempts; wait before trying again (see Retry-After)."
 BEARER = [{"bearerAuth": []}]
 
@@ -66,15 +72,20 @@ def account_key() -> str:
     body = body if isinstance(body, dict) else {}
     email = body.get("email")
     if isinstance(email, str) and email.strip():
-        return "account:" + accounts.normalise_email(email)
+        return "account:" + hashed(accounts.normalise_email(email[:MAX_EMAIL_KEY]))
     token = body.get("refresh_token")
     if isinstance(token, str) and token:
         try:
             # Verified signature, so nobody can spend another user's budget with a forged sub.
-            return "account:" + str(decode_token(token, allow_expired=True)["sub"])
+            return "account:" + hashed(str(decode_token(token, allow_expired=True)["sub"]))
         except (pyjwt.InvalidTokenError, JWTExtendedException, ValueError, KeyError):
             pass
-    return "anonymous:" + (get_remote_address() or "-")
+    return "anonymous:" + hashed(get_remote_address() or "-")
+
+
+def hashed(text: str) -> str:
+    """A fixed-size rate-limit key: what the client sent never becomes a Redis key."""
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def auth_rate_limits(view: F) -> F:
@@ -97,9 +108,11 @@ class Register(MethodView):
         """Create an account and its tenant
 
         Mails a 6-digit code (valid 15 minutes) to confirm the address; log in
-        after POST /auth/verify-email. Passwords need 12+ characters.
+        after POST /auth/verify-email. Passwords need 12+ characters. The
+        answer is the same whether or not the email already has an account;
+        unverified sign-ups expire after 7 days.
         """
-        return accounts.register(args["email"], args["password"], args["tenant_name"])
+        return signup.register(args["email"], args["password"], args["tenant_name"])
 
 
 @blp.route("/verify-email")
@@ -127,6 +140,28 @@ class ResendCode(MethodView):
         Always 202, whether or not the address has an account.
         """
         accounts.resend_code(args["email"])
+        return {}
+
+
+@blp.route("/password-reset")
+class PasswordReset(MethodView):
+    @blp.arguments(PasswordResetSchema)
+    @blp.response(202, ResetSentSchema)
+    @auth_rate_limits
+    def post(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Mail a password reset code (always 202, whether or not the address has an account)"""
+        signup.request_password_reset(args["email"])
+        return {}
+
+
+@blp.route("/password-reset/confirm")
+class PasswordResetConfirm(MethodView):
+    @blp.arguments(PasswordResetConfirmSchema)
+    @blp.response(200, PasswordChangedSchema)
+    @auth_rate_limits
+    def post(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Set a new password with the mailed code; every session of the account ends"""
+        signup.confirm_password_reset(args["email"], args["code"], args["password"])
         return {}
 
 

@@ -65,8 +65,11 @@ def api_keys_group() -> None:
               type=click.Choice([scope.value for scope in Scope]))
 @click.option("--expires-days", type=click.IntRange(min=1), default=None,
               help="Days until the key expires [default: never].")
+@click.option("--pools", default="", help="Agent keys: comma-separated tags the agent may "
+              "register with ('*' = any) [default: none].")
 @with_appcontext
-def create_api_key_command(email: str, name: str, scope: str, expires_days: int | None) -> None:
+def create_api_key_command(email: str, name: str, scope: str, expires_days: int | None,
+                           pools: str) -> None:
     """Create an API key and print it once, alone on the last line of stdout.
 
     KEY=$(scriptmesh api-keys create --email you@company.com --name ci | tail -1)
@@ -77,7 +80,9 @@ def create_api_key_command(email: str, name: str, scope: str, expires_days: int 
     if owner is None:
         raise click.ClickException(f"No user with email {email!r}.")
     try:
-        key, raw = api_keys.create_api_key(owner, name, scope=scope, expires_days=expires_days)
+        granted = [tag.strip() for tag in pools.split(",") if tag.strip()] or None
+        key, raw = api_keys.create_api_key(owner, name, scope=scope, expires_days=expires_days,
+                                           pools=granted)
     except ScriptMeshError as exc:
         raise _fail(exc) from None
     expiry = key.expires_at.isoformat() if key.expires_at else "never"

@@ -74,7 +74,8 @@ def _ensure_key(owner: User, raw_key: str | None, scope: Scope, name: str) -> st
     """``raw_key`` if it still authenticates ``owner`` with ``scope``, else a new key."""
     if raw_key and _key_works(owner, raw_key, scope):
         return raw_key
-    _key, raw = api_keys.create_api_key(owner, name, scope=scope)
+    _key, raw = api_keys.create_api_key(
+        owner, name, scope=scope, pools=["*"] if scope is Scope.AGENT else None)
     return raw
 
 

@@ -12,12 +12,13 @@ from orchestrator.models.integration import GlobalIntegration, Integration
 from orchestrator.models.job import TERMINAL_STATUSES, Job, JobStatus
 from orchestrator.models.job_step import JobStep, StepStatus
 from orchestrator.models.outbox import OutboxMessage
+from orchestrator.models.revoked_token import RevokedToken
 from orchestrator.models.schedule import Schedule, ScheduleRun
 from orchestrator.models.tenant import EmailCode, RefreshToken, Tenant, User
 
 __all__ = [
     "Agent", "ApiKey", "Base", "EmailCode", "Event", "Job", "JobStatus", "JobStep",
-    "OutboxMessage", "RefreshToken", "StepStatus",
+    "OutboxMessage", "RefreshToken", "RevokedToken", "StepStatus",
     "Scope", "TERMINAL_STATUSES", "Tenant", "TenantScoped", "User", "utcnow",
     "Fanout", "FanoutStatus", "StopReason",
     "AiAnalysis", "AiConfig", "GlobalAiConfig", "GitComment", "GitDelivery",

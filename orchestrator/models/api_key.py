@@ -35,6 +35,9 @@ class ApiKey(TenantScoped, Base):
     scope: Mapped[str] = mapped_column(sa.String(16), default=Scope.OPERATOR.value)
     #: For scope ``agent``: the agent name bound at first registration.
     agent_name: Mapped[str | None] = mapped_column(sa.String(200))
+    #: For scope ``agent``: the tags (pools) the key may register with, granted by an
+    #: admin or operator, never self-asserted; ``["*"]`` grants every tag.
+    pools: Mapped[list[str] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

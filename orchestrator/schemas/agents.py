@@ -6,12 +6,13 @@ an older hub.
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from orchestrator.schemas.job_steps import StepEventSchema
 from orchestrator.schemas.jobs import UTCDateTime
 
 AGENT_NAME = {"validate": validate.Length(1, 128), "metadata": {"example": "prod-server-1"}}
+MAX_RESULT_CHARS = 4 * 1024 * 1024
 RESULT_STATUSES = ("success", "failed", "timeout", "cancelled")
 
 
@@ -20,16 +21,49 @@ class ProtocolSchema(Schema):
         unknown = EXCLUDE
 
 
+PARAM_TYPES = ("string", "integer", "number", "boolean")
+
+
+def _scalar(value: object) -> None:
+    if not isinstance(value, str | int | float | bool) or (
+            isinstance(value, str) and len(value) > 32 * 1024):
+        raise ValidationError("Must be a string (at most 32 KiB), number or boolean.")
+
+
+def _scalars(values: list) -> None:
+    for value in values:
+        _scalar(value)
+
+
+class ManifestParamSchema(ProtocolSchema):
+    """One declared param of a script (``agent/params.py``)."""
+
+    name = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$"),
+                         metadata={"example": "target"})
+    type = fields.String(load_default="string", validate=validate.OneOf(PARAM_TYPES))
+    required = fields.Boolean(load_default=False)
+    default = fields.Raw(allow_none=True, validate=_scalar, metadata={"example": False})
+    pattern = fields.String(allow_none=True, validate=validate.Length(max=256),
+                            metadata={"example": "^[A-Za-z0-9_./:-]+$"})
+    enum = fields.List(fields.Raw(), allow_none=True,
+                       validate=[validate.Length(1, 100), _scalars])
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+
+
 class ManifestScriptSchema(ProtocolSchema):
     name = fields.String(required=True, validate=validate.Length(1, 255))
     description = fields.String(allow_none=True, load_default=None,
                                 validate=validate.Length(max=2000))
+    params = fields.List(fields.Nested(ManifestParamSchema), load_default=list,
+                         validate=validate.Length(max=100))
 
 
 class ManifestSchema(ProtocolSchema):
     scripts = fields.List(fields.Nested(ManifestScriptSchema), load_default=list,
                           validate=validate.Length(max=10000))
     flows = fields.List(fields.Dict(), load_default=list, validate=validate.Length(max=1000))
+    allow_undeclared_params = fields.Boolean(load_default=False, metadata={
+        "description": "The agent passes undeclared params (as PARAM_<name> only)."})
 
 
 class RegisterAgentSchema(ProtocolSchema):
@@ -54,6 +88,7 @@ class RegisterAgentResultSchema(Schema):
     heartbeat_interval = fields.Float()
     poll_wait = fields.Float()
     api_key_bound = fields.Boolean(metadata={"description": "Only when api_key was given."})
+    warning = fields.String(metadata={"description": "What was ignored or what to expect."})
 
 
 class HeartbeatSchema(ProtocolSchema):
@@ -107,7 +142,7 @@ class StartResultSchema(Schema):
 
 
 class OutputChunkSchema(ProtocolSchema):
-    offset = fields.Integer(required=True, validate=validate.Range(min=0))
+    offset = fields.Integer(required=True, validate=validate.Range(0, 2**62))
     data = fields.String(required=True, validate=validate.Length(max=1024 * 1024))
 
 
@@ -124,12 +159,13 @@ class OutputResultSchema(Schema):
 class ResultSchema(ProtocolSchema):
     agent_name = fields.String(required=True, **AGENT_NAME)
     status = fields.String(required=True, validate=validate.OneOf(RESULT_STATUSES))
-    exit_code = fields.Integer(allow_none=True, load_default=None)
-    stdout = fields.String(load_default="")
-    stderr = fields.String(load_default="")
+    exit_code = fields.Integer(allow_none=True, load_default=None,
+                               validate=validate.Range(-(2**31), 2**31 - 1))
+    stdout = fields.String(load_default="", validate=validate.Length(max=MAX_RESULT_CHARS))
+    stderr = fields.String(load_default="", validate=validate.Length(max=MAX_RESULT_CHARS))
     truncated = fields.Dict(keys=fields.String(), values=fields.Boolean(), load_default=dict)
     duration_ms = fields.Integer(allow_none=True, load_default=None,
-                                 validate=validate.Range(min=0))
+                                 validate=validate.Range(0, 2**31 - 1))
     started_at = UTCDateTime(allow_none=True, load_default=None)
     error = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=10000))
     events = fields.List(fields.Nested(StepEventSchema), load_default=list, metadata={
@@ -179,6 +215,8 @@ class ScriptsQuerySchema(Schema):
 class ScriptEntrySchema(Schema):
     name = fields.String()
     description = fields.String(allow_none=True)
+    params = fields.List(fields.Nested(ManifestParamSchema), metadata={
+        "description": "The params the script declares; others are refused (422)."})
 
 
 class ScriptsSchema(Schema):

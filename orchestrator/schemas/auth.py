@@ -7,12 +7,16 @@ from typing import Any
 from marshmallow import Schema, fields, pre_load, validate
 
 from orchestrator.models import Scope
+from orchestrator.schemas.patch import NonEmptyPatchSchema
 
 SCOPE_NAMES = [scope.value for scope in Scope]
 
 
 class EmailField(fields.Email):
-    """An email address, stripped and lower-cased before it is validated."""
+    """An email address (at most 254 characters), stripped and lower-cased, then validated."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Length(max=254), **kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, str):
@@ -43,14 +47,13 @@ def _is_verified(user: Any) -> bool:
 
 
 class RegisteredSchema(Schema):
-    """A new user (dumped from the ``User`` model)."""
+    """The same answer for every email (new, pending or taken): no account enumeration."""
 
-    user_id = fields.String(attribute="id", metadata={"example": "usr_3f9a0c..."})
-    tenant_id = fields.String(metadata={"example": "ten_81b2..."})
     email = fields.String()
-    email_verified = fields.Function(_is_verified, metadata={"type": "boolean"})
-    message = fields.Constant("Account created. We mailed you a 6-digit code: confirm your "
-                              "address with POST /auth/verify-email {email, code}.")
+    email_verified = fields.Boolean()
+    message = fields.Constant("We mailed a 6-digit code to this address: confirm it with "
+                              "POST /auth/verify-email {email, code}. If the address already "
+                              "has an account, the mail says how to reset its password.")
 
 
 class VerifyEmailSchema(_StripStrings):
@@ -70,6 +73,27 @@ class VerifiedSchema(Schema):
 
 class ResendCodeSchema(Schema):
     email = EmailField(required=True)
+
+
+class PasswordResetSchema(Schema):
+    email = EmailField(required=True)
+
+
+class PasswordResetConfirmSchema(_StripStrings):
+    email = EmailField(required=True)
+    code = fields.String(required=True, validate=validate.Length(min=1, max=32),
+                         metadata={"example": "042917"})
+    password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024),
+                             metadata={"description": "The new password (12+ characters)."})
+
+
+class ResetSentSchema(Schema):
+    message = fields.Constant("If this address belongs to a verified account, a reset code "
+                              "is on its way (valid 15 minutes).")
+
+
+class PasswordChangedSchema(Schema):
+    message = fields.Constant("Password changed; every session was signed out. Log in again.")
 
 
 class CodeSentSchema(Schema):
@@ -109,6 +133,12 @@ class MeSchema(Schema):
     scope = fields.String(metadata={"example": "admin"})
 
 
+POOL_NAME = fields.String(validate=[validate.Length(1, 64),
+                                    validate.Regexp(r"^(\*|[A-Za-z0-9][A-Za-z0-9_.:-]*)$")])
+POOLS_DOC = {"description": "Agent keys: the tags (pools) an agent using this key may register "
+             "with; [\"*\"] grants every tag. Default: none.", "example": ["production"]}
+
+
 class ApiKeyCreateSchema(_StripStrings):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200),
                          metadata={"example": "CI Pipeline"})
@@ -117,6 +147,15 @@ class ApiKeyCreateSchema(_StripStrings):
                                   metadata={"example": 90})
     scope = fields.String(load_default=Scope.OPERATOR.value, validate=validate.OneOf(SCOPE_NAMES),
                           metadata={"description": "admin, operator, read or agent."})
+    pools = fields.List(POOL_NAME, load_default=None, validate=validate.Length(max=50),
+                        metadata=POOLS_DOC)
+
+
+class ApiKeyUpdateSchema(NonEmptyPatchSchema):
+    pools = fields.List(POOL_NAME, validate=validate.Length(max=50), metadata=POOLS_DOC)
+    agent_name = fields.String(allow_none=True, validate=validate.Length(1, 128), metadata={
+        "description": "Rebind the agent name this agent key acts as (null: unbind); "
+                       "any other key bound to that name loses it."})
 
 
 class ApiKeySchema(Schema):
@@ -127,6 +166,7 @@ class ApiKeySchema(Schema):
     name = fields.String()
     scope = fields.String()
     agent_name = fields.String(allow_none=True)
+    pools = fields.List(fields.String(), allow_none=True)
     created_at = fields.DateTime()
     last_used_at = fields.DateTime(allow_none=True)
     expires_at = fields.DateTime(allow_none=True)
@@ -141,6 +181,7 @@ class ApiKeyCreatedSchema(Schema):
     key_prefix = fields.String()
     name = fields.String()
     scope = fields.String()
+    pools = fields.List(fields.String(), allow_none=True)
     created_at = fields.DateTime()
     expires_at = fields.DateTime(allow_none=True)
     warning = fields.String()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from orchestrator.schemas.jobs import UTCDateTime
+from orchestrator.schemas.patch import NonEmptyPatchSchema
 from orchestrator.services.ai.providers import AI_PROVIDERS
 from orchestrator.services.integrations import INTEGRATION_TYPES
 from orchestrator.services.integrations.kinds import GIT_PROVIDERS, KINDS
@@ -28,7 +29,7 @@ class IntegrationCreateSchema(Schema):
     enabled = fields.Boolean(load_default=True)
 
 
-class IntegrationPatchSchema(Schema):
+class IntegrationPatchSchema(NonEmptyPatchSchema):
     name = fields.String(validate=NAME)
     config = fields.Dict(keys=fields.String(), metadata={
         "description": "Keys to change; null removes a key."})

@@ -25,6 +25,10 @@ def iso_z(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: PostgreSQL ``integer`` columns hold at most this.
+INT32_MAX = 2**31 - 1
+
+
 class StepEventSchema(Schema):
     """One event as the flow engine emits it (``agent/flows/events.py``); flow-level
     fields other than ``type`` and ``seq`` are ignored."""
@@ -33,20 +37,20 @@ class StepEventSchema(Schema):
         unknown = EXCLUDE
 
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
-    seq = fields.Integer(required=True, validate=validate.Range(min=1))
+    seq = fields.Integer(required=True, validate=validate.Range(1, INT32_MAX))
     id = fields.String(validate=validate.Length(1, 500))
     name = fields.String(allow_none=True, validate=validate.Length(max=500))
     action = fields.String(validate=validate.Length(1, 64))
     status = fields.String(validate=validate.OneOf(STEP_STATUSES))
     started_at = fields.AwareDateTime(default_timezone=UTC, allow_none=True)
-    duration_ms = fields.Integer(allow_none=True, validate=validate.Range(min=0))
-    attempts = fields.Integer(allow_none=True, validate=validate.Range(min=0))
+    duration_ms = fields.Integer(allow_none=True, validate=validate.Range(0, INT32_MAX))
+    attempts = fields.Integer(allow_none=True, validate=validate.Range(0, INT32_MAX))
     assertions = fields.List(fields.Dict(), load_default=list,
                              validate=validate.Length(max=1000))
-    error = fields.String(allow_none=True)
-    outputs = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
-                          load_default=dict)
-    reason = fields.String(allow_none=True)
+    error = fields.String(allow_none=True, validate=validate.Length(max=100_000))
+    outputs = fields.Dict(keys=fields.String(validate=validate.Length(max=500)),
+                          values=fields.Raw(allow_none=True), load_default=dict)
+    reason = fields.String(allow_none=True, validate=validate.Length(max=10_000))
 
 
 class EventsSchema(Schema):

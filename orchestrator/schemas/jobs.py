@@ -6,6 +6,7 @@ import json
 import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -34,6 +35,24 @@ class UTCDateTime(fields.DateTime):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
         moment = super()._deserialize(value, attr, data, **kwargs)
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class MaskedUrl(fields.String):
+    """A stored URL as answers show it: credentials in it (user:password@, the query
+    string, where tokens travel) are replaced by ``***``."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        return None if value is None else mask_url(str(value))
+
+
+def mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = "&".join(f"{pair.partition('=')[0]}=***" for pair in parts.query.split("&")
+                     if pair) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def validate_params(params: dict[str, Any]) -> None:
@@ -139,7 +158,7 @@ class JobSummarySchema(Schema):
     completed_at = UTCDateTime(allow_none=True)
     error = fields.String(allow_none=True)
     timeout = fields.Integer()
-    webhook_url = fields.String(allow_none=True)
+    webhook_url = MaskedUrl(allow_none=True)
     idempotency_key = fields.String(allow_none=True)
     expires_at = UTCDateTime(allow_none=True)
     cancel_requested_at = UTCDateTime(allow_none=True)
@@ -163,15 +182,18 @@ class JobSchema(JobSummarySchema):
 
 
 class JobQueryArgsSchema(Schema):
-    agent = fields.String()
+    agent = fields.String(validate=validate.Length(max=200))
     status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]))
-    script = fields.String()
-    fanout_id = fields.String(metadata={"description": "Only the jobs of this fan-out."})
-    pool = fields.String(metadata={"description": "Only the jobs of this pool (tag)."})
+    script = fields.String(validate=validate.Length(max=255))
+    fanout_id = fields.String(validate=validate.Length(max=64), metadata={
+        "description": "Only the jobs of this fan-out."})
+    pool = fields.String(validate=validate.Length(max=64), metadata={
+        "description": "Only the jobs of this pool (tag)."})
     since = UTCDateTime(metadata={"description": "created_at >= since (ISO 8601)"})
     until = UTCDateTime(metadata={"description": "created_at < until (ISO 8601)"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
-    cursor = fields.String(metadata={"description": "next_cursor of the previous page"})
+    cursor = fields.String(validate=validate.Length(max=500), metadata={
+        "description": "next_cursor of the previous page"})
 
 
 class JobWaitArgsSchema(Schema):

@@ -6,10 +6,12 @@ from marshmallow import Schema, fields, validate
 
 from orchestrator.schemas.jobs import (
     MAX_TIMEOUT,
+    MaskedUrl,
     UTCDateTime,
     validate_params,
     validate_variables,
 )
+from orchestrator.schemas.patch import NonEmptyPatchSchema
 
 OVERLAP_POLICIES = ("skip", "allow")
 NAME = validate.Length(1, 200)
@@ -59,7 +61,7 @@ class ScheduleCreateSchema(ScheduleFieldsSchema):
                                     metadata={"example": "0 2 * * *"})
 
 
-class SchedulePatchSchema(ScheduleFieldsSchema):
+class SchedulePatchSchema(NonEmptyPatchSchema, ScheduleFieldsSchema):
     pass
 
 
@@ -78,7 +80,7 @@ class ScheduleSchema(Schema):
     timezone = fields.String()
     next_fire = UTCDateTime(allow_none=True, metadata={"example": "2026-03-11T02:00:00Z"})
     params = fields.Dict()
-    webhook_url = fields.String(allow_none=True)
+    webhook_url = MaskedUrl(allow_none=True)
     timeout = fields.Integer(allow_none=True)
     enabled = fields.Boolean()
     overlap_policy = fields.String()

@@ -350,9 +350,9 @@ def logout(access_claims: dict[str, Any] | None, refresh_token: str | None = Non
         families.add(claims.get("fam"))
     for family_id in families - {None}:
         revoke_family(family_id)
-    db.session.commit()
     remaining = datetime.fromtimestamp(access_claims["exp"], tz=UTC) - utcnow()
     revoke_jti(access_claims["jti"], remaining)
+    db.session.commit()
 
 
 def _claims_ignoring_expiry(token: str) -> dict[str, Any]:

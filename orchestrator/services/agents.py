@@ -93,7 +93,7 @@ def register_agent(principal: Principal, data: dict[str, Any],
         raise ValidationFailed("Invalid agent name.", details={"fields": {"agent_name": [
             "Use 1-128 letters, digits, '_', '.', ':' or '-', starting with a letter or digit."]}})
     if principal.scope == Scope.AGENT:
-        _bind_caller_key(principal, name)
+        _bind_caller_key(principal, name, data.get("tags"))
     key_bound = _bind_named_key(data["api_key"], name) if data.get("api_key") else None
     agent = find_agent(name)
     if agent is None:
@@ -115,6 +115,13 @@ def register_agent(principal: Principal, data: dict[str, Any],
               "poll_wait": current_app.config["POLL_WAIT"]}
     if key_bound is not None:
         answer["api_key_bound"] = key_bound
+    if key_bound is False:
+        answer["warning"] = ("api_key was ignored: it is not an unrevoked agent-scope key of "
+                             "this tenant. The agent process authenticates with its own "
+                             "API_KEY.")
+    elif "manifest" not in data and principal.scope != Scope.AGENT:
+        answer["warning"] = ("Registered by hand: the agent shows offline until its process "
+                             "heartbeats or polls.")
     return answer
 
 
@@ -142,23 +149,50 @@ def apply_report(agent: Agent, data: dict[str, Any]) -> None:
         agent.running_job_ids = list(data["running_jobs"])
 
 
-def _bind_caller_key(principal: Principal, name: str) -> None:
-    """Bind the calling agent key to ``name`` unless it is bound already (then it must match)."""
-    if principal.agent_name is None:
+def _bind_caller_key(principal: Principal, name: str, tags: list[str] | None) -> None:
+    """Bind the calling agent key to ``name`` unless it is bound already (then it must match).
+
+    A name another live key is bound to cannot be claimed (an admin rebinds it
+    with ``PATCH /auth/api-keys/{id}``), and the key may register only with the
+    tags (pools) it was granted.
+    """
+    key = db.session.get(ApiKey, principal.api_key_id)
+    check_pool_grant(key, tags)
+    if key.agent_name is None:
+        owner = db.session.execute(
+            db.select(ApiKey.id).where(ApiKey.agent_name == name, ApiKey.id != key.id,
+                                       ApiKey.revoked_at.is_(None))
+        ).scalars().first()
+        if owner is not None:
+            raise Conflict(f"The agent name '{name}' belongs to another API key. Use that "
+                           "agent's key, pick another AGENT_NAME, or ask an admin to rebind "
+                           "the name (PATCH /auth/api-keys/{id}).",
+                           error_code="agent_name_taken", details={"agent": name})
         if db.session.execute(
-            sa.update(ApiKey).where(ApiKey.id == principal.api_key_id,
-                                    ApiKey.agent_name.is_(None))
+            sa.update(ApiKey).where(ApiKey.id == key.id, ApiKey.agent_name.is_(None))
             .values(agent_name=name).execution_options(synchronize_session=False)
         ).rowcount:
-            outbox.emit(API_KEYS_CHANGED, {"key_id": principal.api_key_id})
+            outbox.emit(API_KEYS_CHANGED, {"key_id": key.id})
         bound = db.session.execute(
-            db.select(ApiKey.agent_name).where(ApiKey.id == principal.api_key_id)
+            db.select(ApiKey.agent_name).where(ApiKey.id == key.id)
         ).scalar_one()
     else:
-        bound = principal.agent_name
+        bound = key.agent_name
     if bound != name:
         raise Forbidden(f"This API key belongs to agent '{bound}' and cannot register "
                         f"'{name}'.", error_code="agent_name_mismatch", details={"agent": name})
+
+
+def check_pool_grant(key: ApiKey, tags: list[str] | None) -> None:
+    """403 ``tags_not_granted`` for tags the agent key was not granted (``key.pools``)."""
+    granted = set(key.pools or ())
+    missing = sorted(set(tags or ()) - granted) if "*" not in granted else []
+    if missing:
+        raise Forbidden(
+            f"This agent key may not serve the tags {', '.join(missing)}. Ask an admin to "
+            "grant them (PATCH /auth/api-keys/{id} with \"pools\") or remove them from "
+            "AGENT_TAGS.", error_code="tags_not_granted",
+            details={"tags": missing, "granted": sorted(granted)})
 
 
 def _bind_named_key(raw_key: str, name: str) -> bool:
@@ -260,8 +294,8 @@ def agent_scripts(name: str) -> dict[str, Any]:
     """What ``name`` may run, from its last reported manifest (404 for an unknown agent)."""
     agent = get_agent(name)
     manifest = agent.manifest or {}
-    scripts = [{"name": s.get("name"), "description": s.get("description")}
-               for s in manifest.get("scripts", [])]
+    scripts = [{"name": s.get("name"), "description": s.get("description"),
+                "params": s.get("params") or []} for s in manifest.get("scripts", [])]
     return {"agent": agent.name, "scripts": scripts, "flows": manifest.get("flows", [])}
 
 

@@ -10,6 +10,8 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from orchestrator.errors import Forbidden, NotFound, ValidationFailed
 from orchestrator.extensions import db
 from orchestrator.key_cache import API_KEYS_CHANGED
@@ -42,8 +44,8 @@ def parse_scope(value: str | Scope | None) -> Scope:
 
 
 def create_api_key(owner: User, name: str, *, scope: str | Scope | None = None,
-                   expires_days: int | None = None,
-                   creator_scope: Scope | None = None) -> tuple[ApiKey, str]:
+                   expires_days: int | None = None, creator_scope: Scope | None = None,
+                   pools: list[str] | None = None) -> tuple[ApiKey, str]:
     """Mint a key for ``owner`` in the owner's tenant and return it with the raw key.
 
     The raw key exists only in the return value.
@@ -58,12 +60,13 @@ def create_api_key(owner: User, name: str, *, scope: str | Scope | None = None,
     if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRES_DAYS:
         raise ValidationFailed("Invalid expiry.", details={
             "fields": {"expires_days": [f"Must be between 1 and {MAX_EXPIRES_DAYS}."]}})
+    check_pools(wanted, pools)
     raw = generate_raw_key()
     now = utcnow()
     key = ApiKey(
         tenant_id=owner.tenant_id, user_id=owner.id, name=name.strip(),
         key_prefix=raw[:KEY_PREFIX_LENGTH], key_hash=hash_api_key(raw), scope=wanted.value,
-        created_at=now,
+        created_at=now, pools=sorted(set(pools)) if pools else None,
         expires_at=now + timedelta(days=expires_days) if expires_days else None,
     )
     db.session.add(key)
@@ -71,17 +74,53 @@ def create_api_key(owner: User, name: str, *, scope: str | Scope | None = None,
     return key, raw
 
 
+def check_pools(scope: Scope, pools: list[str] | None) -> None:
+    """Pools are granted to agent keys only (422 otherwise)."""
+    if pools and scope is not Scope.AGENT:
+        raise ValidationFailed("Only agent keys serve pools.", details={
+            "fields": {"pools": ["Give pools only with scope 'agent'."]}})
+
+
 def create_api_key_for(principal: Principal, name: str, scope: str | None = None,
-                       expires_days: int | None = None) -> dict[str, Any]:
+                       expires_days: int | None = None,
+                       pools: list[str] | None = None) -> dict[str, Any]:
     """Mint a key owned by the calling user; the answer holds the raw key and a warning."""
     owner = db.session.get(User, principal.user_id)
     if owner is None:
         raise NotFound("The user of this credential no longer exists.")
     key, raw = create_api_key(owner, name, scope=scope, expires_days=expires_days,
-                              creator_scope=principal.scope)
+                              creator_scope=principal.scope, pools=pools)
     return {"id": key.id, "key": raw, "key_prefix": key.key_prefix, "name": key.name,
-            "scope": key.scope, "created_at": key.created_at, "expires_at": key.expires_at,
-            "warning": CREATED_WARNING}
+            "scope": key.scope, "pools": key.pools, "created_at": key.created_at,
+            "expires_at": key.expires_at, "warning": CREATED_WARNING}
+
+
+def update_api_key(key_id: str, data: dict[str, Any]) -> ApiKey:
+    """Grant an agent key its pools and/or rebind its agent name (admin only, at the edge).
+
+    Rebinding takes the name from any other key of the tenant bound to it, so
+    exactly one key acts as an agent name.
+    """
+    if not data:
+        raise ValidationFailed("Give at least one of pools and agent_name to change.",
+                               error_code="empty_update")
+    key = get_api_key(key_id)
+    if key.scope != Scope.AGENT.value:
+        raise ValidationFailed("Only agent keys have pools and an agent name.",
+                               details={"fields": {name: ["Only for scope 'agent'."]
+                                                   for name in data}})
+    if "pools" in data:
+        key.pools = sorted(set(data["pools"])) or None
+    if "agent_name" in data:
+        name = data["agent_name"]
+        if name is not None:
+            db.session.execute(
+                sa.update(ApiKey).where(ApiKey.agent_name == name, ApiKey.id != key.id)
+                .values(agent_name=None).execution_options(synchronize_session=False))
+        key.agent_name = name
+    outbox.emit(API_KEYS_CHANGED, {"key_id": key.id})  # the old binding leaves every cache
+    db.session.commit()
+    return key
 
 
 def list_api_keys() -> list[ApiKey]:

@@ -37,6 +37,7 @@ from orchestrator.extensions import db, redis_store
 from orchestrator.models import Agent, Job, JobStatus, utcnow
 from orchestrator.security import Principal
 from orchestrator.services import agent_queues, agents, lifecycle
+from orchestrator.services import params as script_params
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ def check_manifest(agent: Agent, data: dict[str, Any]) -> tuple[str, str]:
         raise Forbidden(f"Script '{script}' is not in the manifest of agent '{agent.name}'.",
                         error_code="script_not_in_manifest",
                         details={"script": script, "agent": agent.name})
+    script_params.validate_trigger_params(agent, script, data.get("params"))
     return "script", script
 
 

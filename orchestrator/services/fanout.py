@@ -22,6 +22,7 @@ from orchestrator.ids import new_id
 from orchestrator.models import Agent, Fanout, FanoutStatus, Job, JobStatus, utcnow
 from orchestrator.security import Principal
 from orchestrator.services import lifecycle
+from orchestrator.services import params as script_params
 from orchestrator.services.dispatch import string_params
 
 #: Why a named or matched agent got no job.
@@ -57,6 +58,9 @@ class Selection:
     @property
     def total(self) -> int:
         return sum(len(stage) for stage in self.stages)
+
+    def all_agents(self) -> list[Agent]:
+        return [agent for stage in self.stages for agent in stage]
 
 
 def parse_limit(spec: str | int | None, size: int, *, at_least_one: bool) -> int | None:
@@ -148,7 +152,7 @@ def select_targets(data: dict[str, Any]) -> Selection:
             else:
                 stage.append(agent)
         if not stage:
-            where = f"stage {index + 1}" if data.get("stages") else "the selection"
+            where = f"stages[{index}]" if data.get("stages") else "the selection"
             raise _fail_selection(
                 f"No agent to run '{name}': {where} matched no "
                 f"online agent whose manifest lists the {kind}.",
@@ -195,6 +199,8 @@ def create_fanout(principal: Principal, data: dict[str, Any]) -> FanoutOutcome:
     plan = stage_plan(data, selection)
     now = utcnow()
     kind, name = runnable(data)
+    if kind == "script":
+        script_params.validate_for_agents(selection.all_agents(), name, data.get("params"))
     fanout = Fanout(
         tenant_id=principal.tenant_id, kind=kind, script=name,
         params=string_params(data.get("params") or {}),

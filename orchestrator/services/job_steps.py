@@ -97,11 +97,19 @@ def _update_step(row: JobStep, event: dict[str, Any]) -> None:
         StepStatus.FAILED if event["type"] == "step_failed" else StepStatus.PASSED)
     row.duration_ms = event.get("duration_ms")
     row.attempts = event.get("attempts")
-    row.assertions = list(event.get("assertions") or [])
+    row.assertions = _capped_assertions(list(event.get("assertions") or []))
     error = event.get("error")
     row.error = error[:MAX_ERROR_CHARS] if isinstance(error, str) else None
     row.outputs = _capped_outputs(event.get("outputs") or {})
     row.reason = event.get("reason")
+
+
+def _capped_assertions(assertions: list[Any]) -> list[Any]:
+    """Assertions are capped like outputs: above the size a note replaces them."""
+    size = len(json.dumps(assertions, default=str))
+    if size <= MAX_OUTPUTS_CHARS:
+        return assertions
+    return [{"_truncated": f"assertions of {size} characters exceed {MAX_OUTPUTS_CHARS}"}]
 
 
 def _capped_outputs(outputs: dict[str, Any]) -> dict[str, Any]:

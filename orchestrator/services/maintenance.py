@@ -10,12 +10,21 @@ acts for every tenant.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from orchestrator.extensions import db
 from orchestrator.models import utcnow
-from orchestrator.services import agents, fanout_progress, leases
+from orchestrator.security import purge_expired_revocations
+from orchestrator.services import agents, fanout_progress, leases, signup
 
 log = logging.getLogger(__name__)
+
+
+def purge_revocations(now: datetime) -> int:
+    """Forget revocations of tokens that expired anyway."""
+    count = purge_expired_revocations(now)
+    db.session.commit()
+    return count
 
 
 def run_maintenance() -> dict[str, int]:
@@ -29,6 +38,8 @@ def run_maintenance() -> dict[str, int]:
             "jobs_lost": leases.fail_lost_jobs(now),
             "jobs_reconciled": leases.reconcile_lost_jobs(now),
             "fanouts_completed": fanout_progress.complete_finished_fanouts(),
+            "signups_expired": signup.expire_unverified_signups(now),
+            "revocations_purged": purge_revocations(now),
         }
     finally:
         db.session.remove()

@@ -1,8 +1,17 @@
-"""Outbound HTTP for webhooks and integrations: target checks, one attempt, retries.
+"""Outbound HTTP for webhooks and integrations: target policy, one attempt, retries.
 
-Every attempt is recorded as a ``Delivery`` row. Errors are reduced to a short
-reason: exception texts from ``requests`` contain the full URL, and a Slack
-or Discord webhook URL is itself a secret.
+The policy: the hub calls public addresses only. Loopback, private,
+link-local (169.254.169.254), CG-NAT and other reserved ranges are refused,
+except hosts or networks listed in ``OUTBOUND_ALLOW`` and, outside
+production, loopback (``scriptmesh dev`` delivers to local receivers;
+``WEBHOOK_BLOCK_PRIVATE=true`` refuses loopback there too). The check is made
+on the address actually connected to: requests-hardened's adapter resolves
+the host once, checks that address and pins the connection to it (TLS still
+verifies the name), so neither DNS rebinding nor URL-parser confusion
+(``http://127.0.0.1:1\\@8.8.8.8/``) reaches an internal service. Redirects
+are never followed (a 3xx is a failed delivery) and proxy variables are
+ignored. Every attempt is recorded as a ``Delivery`` row; errors are reduced
+to a short reason (a webhook URL is itself a secret).
 """
 
 from __future__ import annotations
@@ -18,6 +27,9 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import current_app
+from requests_hardened import Config as HardenedConfig
+from requests_hardened import Manager
+from requests_hardened.ip_filter import InvalidIPAddress
 
 from orchestrator.models import utcnow
 from orchestrator.services.outbox import RetryLater
@@ -46,25 +58,91 @@ class BlockedTarget(ValueError):
     """A target URL the hub refuses to call."""
 
 
+def outbound_allow() -> tuple[set[str], list[ipaddress.IPv4Network | ipaddress.IPv6Network]]:
+    """``OUTBOUND_ALLOW``: comma-separated host names and CIDR networks the hub may call
+    even though they are private."""
+    hosts: set[str] = set()
+    networks = []
+    for item in str(current_app.config.get("OUTBOUND_ALLOW") or "").split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            hosts.add(item)
+    return hosts, networks
+
+
+def loopback_allowed() -> bool:
+    """Loopback is fine in development (local receivers), never in production."""
+    config = current_app.config
+    return config.get("SCRIPTMESH_ENV") != "production" and not config.get(
+        "WEBHOOK_BLOCK_PRIVATE")
+
+
+def is_allow_listed(host: str) -> bool:
+    """True when ``host`` (a name or an IP literal) is in ``OUTBOUND_ALLOW``."""
+    hosts, networks = outbound_allow()
+    host = host.strip("[]").lower()
+    if host in hosts:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+def address_allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """The policy for one resolved address (see the module docstring)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return loopback_allowed()
+    return address.is_global and not address.is_multicast
+
+
 def check_target(url: str) -> None:
-    """Refuse non-HTTP(S) URLs and, with ``WEBHOOK_BLOCK_PRIVATE``, private addresses.
+    """Refuse what the hub will not call: non-HTTP(S), ambiguous URLs, private addresses.
+
+    This is the early check (a 422 when a URL is saved); :func:`send` checks
+    again on the address it connects to.
 
     :raises BlockedTarget: with a reason that does not repeat the URL.
     """
-    parts = urlsplit(url or "")
+    if not isinstance(url, str) or any(ch in url for ch in "\\\t\r\n ") or "\x00" in url:
+        raise BlockedTarget("must be a URL without backslashes, spaces or control characters")
+    parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BlockedTarget("must be an http:// or https:// URL with a host")
-    if not current_app.config.get("WEBHOOK_BLOCK_PRIVATE"):
+    try:
+        port = parts.port
+    except ValueError:
+        raise BlockedTarget("has an invalid port") from None
+    if is_allow_listed(parts.hostname):
         return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise BlockedTarget(f"host {parts.hostname!r} does not resolve") from None
+        infos = socket.getaddrinfo(parts.hostname, port or 443, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return  # not resolvable now: the delivery checks the address it connects to
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global:
+        if not address_allowed(ipaddress.ip_address(info[4][0].split("%")[0])):
             raise BlockedTarget(f"host {parts.hostname!r} resolves to a loopback, private or "
-                                "reserved address (WEBHOOK_BLOCK_PRIVATE is on)")
+                                "reserved address; list it in OUTBOUND_ALLOW to allow it")
+
+
+def session_for(url: str) -> requests.Session:
+    """A session whose adapter checks and pins the connected address (no proxies)."""
+    host = urlsplit(url).hostname or ""
+    if is_allow_listed(host):
+        session = requests.Session()
+    else:
+        session = Manager(HardenedConfig(
+            ip_filter_enable=True, ip_filter_allow_loopback_ips=loopback_allowed(),
+            never_redirect=True, default_timeout=None)).get_session()
+    session.trust_env = False  # http_proxy & co. would bypass the pinned address
+    return session
 
 
 def describe_target(url: str) -> str:
@@ -81,10 +159,15 @@ def send(method: str, url: str, body: bytes, headers: dict[str, str]) -> Outcome
         return Outcome(False, error=f"blocked: {exc}", retryable=False)
     started = time.monotonic()
     try:
-        response = requests.request(
-            method, url, data=body, headers={"User-Agent": USER_AGENT, **headers},
-            timeout=float(current_app.config.get("WEBHOOK_TIMEOUT", 10)), allow_redirects=False,
-        )
+        with session_for(url) as session:
+            response = session.request(
+                method, url, data=body, headers={"User-Agent": USER_AGENT, **headers},
+                timeout=float(current_app.config.get("WEBHOOK_TIMEOUT", 10)),
+                allow_redirects=False,
+            )
+    except InvalidIPAddress:
+        return Outcome(False, error="blocked: the host resolves to a loopback, private or "
+                       "reserved address", duration_ms=_ms(started), retryable=False)
     except requests.Timeout:
         return Outcome(False, error="timeout", duration_ms=_ms(started))
     except requests.ConnectionError:

@@ -16,6 +16,7 @@ from orchestrator.extensions import db
 from orchestrator.models import Agent, Job, JobStatus, utcnow
 from orchestrator.security import Principal
 from orchestrator.services import dispatch
+from orchestrator.services import params as script_params
 
 
 def pool_agents(tag: str) -> list[Agent]:
@@ -49,6 +50,8 @@ def trigger_pool(principal: Principal, data: dict[str, Any], *,
     kind, name = ("flow", data["run_flow"]) if data.get("run_flow") else (
         "script", data["run_script"])
     check_pool(data["pool"], name, kind)
+    if kind == "script":
+        script_params.validate_for_agents(pool_agents(data["pool"]), name, data.get("params"))
     now = utcnow()
     job = Job(
         tenant_id=principal.tenant_id, agent_id=None, agent_name=None, pool=data["pool"],

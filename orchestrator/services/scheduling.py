@@ -31,6 +31,7 @@ from orchestrator.extensions import db
 from orchestrator.models import Job, JobStatus, Schedule, ScheduleRun, Scope, utcnow
 from orchestrator.security import Principal
 from orchestrator.services import agents, dispatch, outbound, pools
+from orchestrator.services import params as script_params
 from orchestrator.services.cron import CronError, CronSchedule, parse_cron
 from orchestrator.services.events import record_event
 from orchestrator.tenancy import current_tenant_id
@@ -69,6 +70,7 @@ def _validate(schedule: Schedule) -> CronSchedule:
         if agents.find_agent(name) is None:
             raise _invalid("agent" if schedule.agent else "agents",
                            f"no agent named {name!r} is registered")
+    script_params.validate_schedule(schedule, agents.list_agents())
     if schedule.webhook_url:
         try:
             outbound.check_target(schedule.webhook_url)

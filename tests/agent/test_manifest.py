@@ -48,8 +48,9 @@ def test_loads_good_manifest_with_relative_and_absolute_paths(tmp_path: Path, sc
     assert manifest.scripts["a.sh"].path == os.path.realpath(scripts / "a.sh")
     assert manifest.scripts["b"].argv() == ["bash", os.path.realpath(scripts / "sub/b.sh")]
     assert manifest.to_wire() == {
-        "scripts": [{"name": "a.sh", "description": "A"}, {"name": "b", "description": ""}],
-        "flows": [{"name": "f", "description": "flow"}],
+        "scripts": [{"name": "a.sh", "description": "A", "params": []},
+                    {"name": "b", "description": "", "params": []}],
+        "flows": [{"name": "f", "description": "flow"}], "allow_undeclared_params": False,
     }
     assert "path" not in json.dumps(manifest.to_wire())
 
@@ -169,3 +170,20 @@ def test_store_keeps_last_good_and_reports_error_then_recovers(tmp_path: Path, s
     store.reload()
     assert store.lookup("a") is None and store.lookup("b") is not None
     assert store.error and "evil" in store.error
+
+
+def test_manifest_errors_name_the_entry_without_absolute_paths(tmp_path: Path, scripts: Path):
+    """manifest_error reaches the hub: it says which entry is wrong, never where files live."""
+    from agent.manifest import ManifestStore
+
+    missing = ManifestStore(str(tmp_path / "secret-dir" / "m.json"), str(scripts))
+    missing.reload()
+    assert "m.json" in missing.error and str(tmp_path) not in missing.error
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"scripts": [
+        {"name": "esc", "path": "../../etc/passwd"},
+        {"name": "p", "path": "a.sh", "params": [{"name": "LD_PRELOAD"}]}]}))
+    manifest = load_manifest(str(path), str(scripts))
+    joined = "; ".join(manifest.errors)
+    assert "scripts[0] refused: esc:" in joined and "scripts[1] refused: p:" in joined
+    assert str(scripts) not in joined and str(tmp_path) not in joined

@@ -19,7 +19,7 @@ from agent.reporter import ResultReporter
 from agent.runner import JobRunner, RunnerSettings
 from agent.spool import Spool
 
-from .conftest import API_KEY, SCRIPTS_DIR, StubHub, pid_alive, wait_for
+from .conftest import API_KEY, MANIFEST, SCRIPTS_DIR, StubHub, pid_alive, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -44,15 +44,19 @@ def scripts_dir(tmp_path: Path) -> Path:
     return directory
 
 
-@pytest.fixture
-def runner(tmp_path: Path, scripts_dir: Path, hub: StubHub) -> JobRunner:
+def make_runner(tmp_path: Path, scripts_dir: Path, hub: StubHub,
+                allow_undeclared: bool = False) -> JobRunner:
+    """A runner over the scripts dir, with the repo manifest's param declarations."""
+    declared = {e["name"]: e.get("params", []) for e in json.loads(MANIFEST.read_text())["scripts"]}
     entries = [
-        {"name": p.name, "path": p.name} for p in scripts_dir.iterdir() if p.name != "printenv.py"
+        {"name": p.name, "path": p.name, "params": declared.get(p.name, [])}
+        for p in scripts_dir.iterdir() if p.name != "printenv.py"
     ]
-    entries.append({"name": "printenv.py", "path": "printenv.py", "interpreter": ["python3"]})
+    entries.append({"name": "printenv.py", "path": "printenv.py", "interpreter": ["python3"],
+                    "params": [{"name": "cmd"}]})
     manifest_path = tmp_path / "manifest.json"
     manifest_path.write_text(json.dumps({"scripts": entries}))
-    store = ManifestStore(str(manifest_path), str(scripts_dir))
+    store = ManifestStore(str(manifest_path), str(scripts_dir), allow_undeclared)
     store.reload()
     assert store.error is None
     client = HubClient(hub.url, API_KEY, "test-agent")
@@ -66,6 +70,11 @@ def runner(tmp_path: Path, scripts_dir: Path, hub: StubHub) -> JobRunner:
         backoff_cap=0.2,
     )
     return JobRunner(settings, store, client, ResultReporter(client, Spool(tmp_path / "spool")))
+
+
+@pytest.fixture
+def runner(tmp_path: Path, scripts_dir: Path, hub: StubHub) -> JobRunner:
+    return make_runner(tmp_path, scripts_dir, hub)
 
 
 def run(runner: JobRunner, script: str, handle: JobHandle | None = None, **job: Any) -> dict:
@@ -116,19 +125,75 @@ def test_nonzero_exit_with_stderr(runner: JobRunner):
 def test_params_are_literal_env_values_never_shell(runner: JobRunner, tmp_path: Path):
     marker = tmp_path / "pwned"
     payload = f"$(touch {marker}); `touch {marker}`"
-    result = run(runner, "hello.sh", params={"name": payload, "other": "a b;c|d"})
+    result = run(runner, "hello.sh", params={"name": payload})
     assert result["status"] == "success"
     assert f"hello {payload}" in result["stdout"]
-    assert "other=a b;c|d" in result["stdout"]
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("name", ["1abc", "a-b", "a b", "", "BASH_ENV", "LD_PRELOAD", "PATH"])
-def test_bad_param_name_fails_without_running(runner: JobRunner, hub: StubHub, name: str):
+#: Names the security probe used (and friends): every one is undeclared, so refused.
+TOOL_READ_NAMES = ["TAR_OPTIONS", "GIT_SSH_COMMAND", "GIT_CONFIG_COUNT", "OPENSSL_CONF", "HOME",
+                   "TMPDIR", "SSL_CERT_FILE", "http_proxy", "BASH_ENV", "LD_PRELOAD", "PATH",
+                   "1abc", "a-b", "a b", ""]
+
+
+@pytest.mark.parametrize("name", TOOL_READ_NAMES)
+def test_undeclared_param_fails_without_running(runner: JobRunner, hub: StubHub, name: str):
     result = run(runner, "hello.sh", params={name: "x"})
     assert result["status"] == "failed" and result["exit_code"] is None
-    assert result["error"].startswith("invalid_param_name")
+    assert result["error"].startswith("invalid_params: hello.sh:")
+    assert "not declared" in result["error"]
     assert not any(p.endswith("/start") for p in hub.paths()), "never acknowledged nor run"
+
+
+def test_tar_options_cannot_run_a_command_through_backup(runner: JobRunner, tmp_path: Path):
+    """The probe's exploit: TAR_OPTIONS=--checkpoint-action=exec=... made tar run sh."""
+    marker = tmp_path / "pwned"
+    evil = f"--checkpoint=1 --checkpoint-action=exec=sh -c 'touch {marker}'"
+    result = run(runner, "backup.sh", params={"TAR_OPTIONS": evil,
+                                              "target": str(tmp_path / "out")})
+    assert result["status"] == "failed" and "TAR_OPTIONS" in result["error"]
+    assert not marker.exists()
+    ok = run(runner, "backup.sh", JobHandle("job_ok"), params={"target": str(tmp_path / "out")})
+    assert ok["status"] == "success", ok["stderr"]
+    assert list((tmp_path / "out").glob("backup_*.tar.gz")) and not marker.exists()
+
+
+@pytest.mark.parametrize(("params", "fragment"), [
+    ({"target": "/tmp/a b"}, "must match"),
+    ({"target": "/tmp/ok", "level": 3}, "must be one of: 1, 5, 9"),
+    ({"target": "/tmp/ok", "level": "x"}, "must be an integer"),
+    ({"target": "/tmp/ok", "compress": "yes"}, "must be true or false"),
+])
+def test_declared_param_checks(runner: JobRunner, params: dict, fragment: str):
+    result = run(runner, "backup.sh", params=params)
+    assert result["status"] == "failed" and fragment in result["error"]
+
+
+def test_required_param_and_defaults(runner: JobRunner, tmp_path: Path):
+    missing = run(runner, "deploy.sh")
+    assert missing["status"] == "failed" and "'version' is required" in missing["error"]
+    out = tmp_path / "plain"
+    plain = run(runner, "backup.sh", JobHandle("job_plain"),
+                params={"target": str(out), "compress": False})
+    assert plain["status"] == "success" and list(out.glob("backup_*.tar"))
+    assert "gzip" not in plain["stdout"]
+    gz = run(runner, "backup.sh", JobHandle("job_gz"), params={"target": str(out)})
+    assert "(gzip -5)" in gz["stdout"], "the declared default level reaches the script"
+
+
+def test_undeclared_params_only_with_the_setting_and_only_prefixed(
+        tmp_path: Path, scripts_dir: Path, hub: StubHub):
+    runner = make_runner(tmp_path, scripts_dir, hub, allow_undeclared=True)
+    result = run(runner, "hello.sh", params={"other": "a b;c|d", "name": "x"})
+    assert result["status"] == "success"
+    assert "PARAM_other=a b;c|d" in result["stdout"] and "\nother=" not in result["stdout"]
+    proxied = run(runner, "hello.sh", JobHandle("job_proxy"), params={"http_proxy": "h:1"})
+    assert "PARAM_http_proxy=h:1" in proxied["stdout"]
+    assert "\nhttp_proxy=" not in proxied["stdout"]
+    for name in ("TAR_OPTIONS", "HOME", "LD_PRELOAD"):
+        refused = run(runner, "hello.sh", JobHandle("job_" + name), params={name: "x"})
+        assert refused["status"] == "failed" and "must match" in refused["error"]
 
 
 def test_script_not_in_manifest_is_refused(runner: JobRunner, hub: StubHub):

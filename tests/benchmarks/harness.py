@@ -210,7 +210,8 @@ class Hub:
                 owner = accounts.create_user(self.email, secrets.token_urlsafe(18),
                                              tenant_name="bench", verified=True)
                 db.session.commit()
-            raw = {name: api_keys.create_api_key(owner, name, scope=scope)[1]
+            raw = {name: api_keys.create_api_key(
+                       owner, name, scope=scope, pools=["*"] if scope == "agent" else None)[1]
                    for name, scope in scopes.items()}
             db.session.remove()
             db.engine.dispose()

@@ -80,13 +80,48 @@ def test_params_are_environment_variables_never_shell(
     token = operator["token"]
     marker = tmp_path / "pwned"
     payload = f"$(touch {marker}); `touch {marker}`"
-    job_id = trigger(live_hub, token, agent.name, "hello.sh",
-                     params={"name": payload, "RETRIES": 3, "DRY_RUN": True})
+    job_id = trigger(live_hub, token, agent.name, "hello.sh", params={"name": payload})
     done = wait_job(live_hub, token, job_id)
     assert done["status"] == "success", done
     assert f"hello {payload}" in done["stdout"]
-    assert "RETRIES=3" in done["stdout"] and "DRY_RUN=true" in done["stdout"]
     assert not marker.exists(), "a param value must never be run by a shell"
+
+
+def test_declared_params_reach_backup_sh_and_tool_variables_never_do(
+        live_hub: LiveHub, operator: dict[str, Any], agent: AgentProc, tmp_path: Path) -> None:
+    """The seed's backup.sh reads ${target}; the probe's TAR_OPTIONS exploit is a 422."""
+    token = operator["token"]
+    marker, out = tmp_path / "pwned", tmp_path / "archives"
+    evil = f"--checkpoint=1 --checkpoint-action=exec=sh -c 'touch {marker}'"
+    status, body = live_hub.call("POST", "/trigger-script", token, {
+        "agent": agent.name, "run_script": "backup.sh",
+        "params": {"target": str(out), "TAR_OPTIONS": evil}})
+    assert status == 422 and body["error"]["code"] == "invalid_params", body
+    assert body["error"]["details"] == {"script": "backup.sh", "param": "TAR_OPTIONS",
+                                        "agent": agent.name}
+    status, scripts = live_hub.call("GET", f"/get-scripts?agent={agent.name}", token)
+    backup = next(s for s in scripts["scripts"] if s["name"] == "backup.sh")
+    assert {p["name"] for p in backup["params"]} == {"target", "source", "compress", "level"}
+    done = wait_job(live_hub, token, trigger(live_hub, token, agent.name, "backup.sh",
+                                             params={"target": str(out), "level": 9}))
+    assert done["status"] == "success", done
+    assert "(gzip -9)" in done["stdout"] and list(out.glob("backup_*.tar.gz"))
+    assert not marker.exists()
+
+
+def test_undeclared_params_need_the_agent_setting_and_arrive_prefixed(
+        live_hub: LiveHub, operator: dict[str, Any],
+        start_agent: Callable[..., AgentProc]) -> None:
+    token = operator["token"]
+    loose = start_agent("e2e-loose", operator["agent_key"](), live_hub,
+                        ALLOW_UNDECLARED_PARAMS="true")
+    done = wait_job(live_hub, token, trigger(live_hub, token, loose.name, "hello.sh",
+                                             params={"retries": 3, "dry_run": True}))
+    assert done["status"] == "success", done
+    assert "PARAM_retries=3" in done["stdout"] and "PARAM_dry_run=true" in done["stdout"]
+    status, body = live_hub.call("POST", "/trigger-script", token, {
+        "agent": loose.name, "run_script": "hello.sh", "params": {"LD_PRELOAD": "/x.so"}})
+    assert status == 422 and body["error"]["details"]["param"] == "LD_PRELOAD", body
 
 
 def test_unlisted_scripts_are_refused_by_hub_and_agent(

@@ -17,8 +17,9 @@ SCRIPTS = ("hello.sh", "fail.sh", "sleep.sh", "backup.sh")
 
 
 def manifest(scripts: Iterable[str] = SCRIPTS) -> dict[str, Any]:
+    """A manifest declaring no params but accepting undeclared ones (hub tests' params pass)."""
     return {"scripts": [{"name": n, "description": f"{n} for tests"} for n in scripts],
-            "flows": []}
+            "flows": [], "allow_undeclared_params": True}
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -120,7 +120,8 @@ def test_heartbeat_reloads_the_manifest_and_reports_state(ws: Workspace) -> None
     assert ws.trigger(script="new.sh").status_code == 202
     scripts = ws.client.get("/get-scripts?agent=agent-1", headers=ws.headers)
     assert scripts.json == {"agent": "agent-1", "flows": [],
-                            "scripts": [{"name": "new.sh", "description": "new.sh for tests"}]}
+                            "scripts": [{"name": "new.sh", "description": "new.sh for tests",
+                                             "params": []}]}
     assert ws.client.get("/get-scripts?agent=nobody", headers=ws.headers).status_code == 404
     assert ws.client.get("/get-scripts", headers=ws.headers).status_code == 422
 

@@ -202,7 +202,7 @@ def test_diagnosis_runs_in_the_worker_redacted_and_lands_on_the_job(
               "DB_PASSWORD=hunter2-but-longer\nNo space left on device\n")
     with openai_stub() as stub:
         add_ai(client, headers, "openai", stub, model="gpt-4o")
-        job_id = failed_job(ws, stderr, {"DB_PASSWORD": "value-never-sent", "TARGET": "s3"})
+        job_id = failed_job(ws, stderr, {"db_password": "value-never-sent", "target": "s3"})
         queued = client.post(f"/jobs/{job_id}/diagnose", headers=ws.headers)
         assert queued.status_code == 202, queued.json
         assert queued.json["status"] == "queued"
@@ -213,7 +213,7 @@ def test_diagnosis_runs_in_the_worker_redacted_and_lands_on_the_job(
     prompt = call.json["messages"][1]["content"]
     context = json.loads(prompt)
     assert context["script"] == "fail.sh" and context["exit_code"] == 3
-    assert context["param_names"] == ["DB_PASSWORD", "TARGET"]
+    assert context["param_names"] == ["db_password", "target"]
     assert context["error"] == "exit code 3"
     assert "No space left on device" in context["stderr_tail"]
     assert "about to fail" in context["stdout_tail"]

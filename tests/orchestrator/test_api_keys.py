@@ -15,7 +15,7 @@ from orchestrator.extensions import db
 from orchestrator.models import ApiKey, Scope, User, utcnow
 from orchestrator.services import api_keys
 
-LISTED_FIELDS = {"id", "key_prefix", "name", "scope", "agent_name", "created_at",
+LISTED_FIELDS = {"pools", "id", "key_prefix", "name", "scope", "agent_name", "created_at",
                  "last_used_at", "expires_at", "revoked"}
 
 

@@ -57,15 +57,16 @@ def test_register_creates_tenant_and_unverified_owner(client: FlaskClient, app: 
                                             "password": PASSWORD}))
     assert response.status_code == 201
     body = response.json
-    assert body["user_id"].startswith("usr_") and body["tenant_id"].startswith("ten_")
+    assert set(body) == {"email", "email_verified", "message"}, "no ids: no enumeration"
     assert body["email"] == "alice@acme.example"
     assert body["email_verified"] is False
     assert "verify-email" in body["message"]
-    assert "password" not in body
     me = client.get("/auth/me")  # sanity: no credential, no answer
     assert me.status_code == 401
     with app.app_context():
-        user = db.session.get(User, body["user_id"])
+        user = db.session.execute(db.select(User).where(
+            User.email == "alice@acme.example").execution_options(all_tenants=True)).scalar_one()
+        assert user.tenant_id.startswith("ten_") and user.email_verified_at is None
         assert user.password_hash.startswith("$2") and PASSWORD not in user.password_hash
 
 
@@ -96,9 +97,58 @@ def test_weak_passwords_are_422_naming_the_field(client: FlaskClient, password: 
     assert fragment in " ".join(error["details"]["fields"]["password"])
 
 
-def test_duplicate_email_is_409_whatever_the_case(client: FlaskClient) -> None:
-    assert register(client).status_code == 201
-    assert_error(register(client, "ALICE@acme.example"), 409, "email_taken")
+def test_register_answers_the_same_for_new_pending_and_taken_emails(
+        client: FlaskClient, mailed_code: Any) -> None:
+    first = register(client)
+    again = register(client, "ALICE@acme.example")  # pending: a new code
+    assert first.status_code == again.status_code == 201 and first.json == again.json
+    client.post("/auth/verify-email", json={"email": "alice@acme.example",
+                                            "code": mailed_code("alice@acme.example")})
+    taken = register(client, "alice@acme.example")
+    assert taken.status_code == 201 and taken.json == first.json
+
+
+def test_a_pending_signup_cannot_be_squatted(client: FlaskClient, mailed_code: Any) -> None:
+    """The last sign-up's password wins once the mailbox owner verifies."""
+    client.post("/auth/register", json={"email": "bo@acme.example",
+                                        "password": "squatter password 1"})
+    register(client, "bo@acme.example")
+    client.post("/auth/verify-email", json={"email": "bo@acme.example",
+                                            "code": mailed_code("bo@acme.example")})
+    assert login(client, "bo@acme.example").status_code == 200
+    assert login(client, "bo@acme.example", "squatter password 1").status_code == 401
+
+
+def test_unverified_signups_expire(client: FlaskClient, app: Flask) -> None:
+    from datetime import timedelta as delta
+
+    from orchestrator.models import utcnow
+    from orchestrator.services import signup
+
+    register(client, "old@acme.example")
+    with app.app_context():
+        assert signup.expire_unverified_signups(utcnow() + delta(days=8)) == 1
+        assert db.session.execute(db.select(User).where(User.email == "old@acme.example")
+                                  .execution_options(all_tenants=True)).first() is None
+
+
+def test_password_reset_by_mailed_code(client: FlaskClient, mailed_code: Any) -> None:
+    tokens = signed_up(client, mailed_code)
+    assert client.post("/auth/password-reset",
+                       json={"email": "nobody@acme.example"}).status_code == 202
+    assert client.post("/auth/password-reset",
+                       json={"email": "alice@acme.example"}).status_code == 202
+    code = mailed_code("alice@acme.example")
+    wrong = client.post("/auth/password-reset/confirm", json={
+        "email": "alice@acme.example", "code": "000000x", "password": "a new long password"})
+    assert_error(wrong, 400, "invalid_code")
+    done = client.post("/auth/password-reset/confirm", json={
+        "email": "alice@acme.example", "code": code, "password": "a new long password"})
+    assert done.status_code == 200, done.json
+    assert login(client, "alice@acme.example", "a new long password").status_code == 200
+    assert login(client).status_code == 401
+    assert_error(client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}),
+                 401, "token_revoked")
 
 
 def test_validation_errors_list_every_field(client: FlaskClient) -> None:
@@ -110,7 +160,7 @@ def test_validation_errors_list_every_field(client: FlaskClient) -> None:
 def test_malformed_json_is_400_in_our_shape(client: FlaskClient) -> None:
     response = client.post("/auth/login", data='{"email": "x@y.example", ',
                            content_type="application/json")
-    assert_error(response, 400, "bad_request")
+    assert "not valid JSON" in assert_error(response, 400, "invalid_json")["message"]
 
 
 # -- email verification ------------------------------------------------------------------
@@ -252,6 +302,21 @@ def test_logout_revokes_access_token_and_session(client: FlaskClient, mailed_cod
     headers = bearer(tokens["access_token"])
     response = client.post("/auth/logout", headers=headers)
     assert response.status_code == 204
+    assert_error(client.get("/auth/me", headers=headers), 401, "token_revoked")
+    assert_error(client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}),
+                 401, "token_revoked")
+
+
+def test_logout_survives_a_redis_flush(client: FlaskClient, app: Flask,
+                                       mailed_code: Any) -> None:
+    """Revocations live in the database; Redis is only their cache."""
+    from orchestrator.extensions import redis_store
+
+    tokens = signed_up(client, mailed_code)
+    headers = bearer(tokens["access_token"])
+    assert client.post("/auth/logout", headers=headers).status_code == 204
+    with app.app_context():
+        redis_store.connection.flushdb()
     assert_error(client.get("/auth/me", headers=headers), 401, "token_revoked")
     assert_error(client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}),
                  401, "token_revoked")

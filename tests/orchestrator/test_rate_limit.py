@@ -97,3 +97,24 @@ def test_default_limits_are_loose_enough_for_normal_use(client: FlaskClient,
     assert app.config["AUTH_IP_RATE_LIMIT"] == "60 per minute"
     for _ in range(4):
         assert login(client, "dave@acme.example").status_code == 401
+
+
+def test_trusted_proxies_give_each_client_its_own_bucket(app: Flask, database_url: str,
+                                                         redis_url: str, tmp_path: Path) -> None:
+    """Behind one load balancer, X-Forwarded-For names the client (TRUSTED_PROXIES=1);
+    without the setting the header is ignored (a client cannot pick its bucket)."""
+    settings = {**base_config(database_url, redis_url, tmp_path / "proxied"),
+                "AUTH_RATE_LIMIT": "100 per minute", "AUTH_IP_RATE_LIMIT": "2 per minute"}
+    for proxies, expected in ((1, 401), (0, 429)):
+        proxied = create_app({**settings, "TRUSTED_PROXIES": proxies})
+        client = proxied.test_client()
+        for index in range(3):
+            response = client.post(
+                "/auth/login", json={"email": f"p{proxies}-{index}@x.example",
+                                     "password": "wrong password!!"},
+                headers={"X-Forwarded-For": f"203.0.113.{10 * proxies + index}"},
+                environ_base={"REMOTE_ADDR": f"10.0.0.{proxies + 1}"})
+        assert response.status_code == expected, (proxies, response.json)
+        with proxied.app_context():
+            db.session.remove()
+            db.engine.dispose()

@@ -10,10 +10,12 @@ from typing import Any
 
 try:  # an optional driver: pip install 'scriptmesh[agent-postgres]'
     import psycopg
+    from psycopg.conninfo import conninfo_to_dict
     from psycopg.rows import dict_row
 except ImportError:  # pragma: no cover - exercised on light agent installs
     psycopg = None
 
+from agent.flows import targets
 from agent.flows.context import ActionContext, ActionSpec
 from agent.flows.durations import parse_duration
 from agent.flows.errors import ExpressionError, StepFailed
@@ -67,6 +69,11 @@ def connect(dsn: str, ctx: ActionContext) -> psycopg.Connection:
     if psycopg is None:
         raise StepFailed("database steps need psycopg on the agent: "
                          "pip install 'scriptmesh[agent-postgres]'")
+    try:
+        host = conninfo_to_dict(normalize_dsn(dsn)).get("host")
+    except psycopg.Error as exc:
+        raise StepFailed(f"database dsn is not valid: {_first_line(exc)}") from None
+    targets.check_dsn_host(str(host) if host else None, "database")
     left = ctx.remaining()
     connect_timeout = DEFAULT_CONNECT_TIMEOUT if left is None else max(1, min(10, int(left)))
     try:

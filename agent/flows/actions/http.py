@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 
+from agent.flows import targets
 from agent.flows.context import ActionContext, ActionSpec
 from agent.flows.durations import parse_duration
 from agent.flows.errors import StepFailed
@@ -98,7 +99,9 @@ def http_request(config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     """
     method = str(config.get("method", "GET")).upper()
     url = str(config["url"])
+    targets.check_url(url, "http_request")
     options = request_options(config, ctx)
+    options["hooks"] = {"response": _check_redirect}
     started = time.monotonic()
     try:
         response = requests.request(method, url, **options)
@@ -111,6 +114,13 @@ def http_request(config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
         "duration_ms": int((time.monotonic() - started) * 1000),
         "url": response.url,
     }
+
+
+def _check_redirect(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """Every redirect hop must be allowed too (``FLOW_ALLOW``)."""
+    if response.is_redirect:
+        targets.check_url(urljoin(response.url, response.headers.get("location", "")),
+                          "http_request redirect")
 
 
 ACTIONS = {"http_request": ActionSpec(http_request, config_schema=CONFIG_SCHEMA)}

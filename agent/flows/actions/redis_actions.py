@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 try:  # an optional driver: pip install 'scriptmesh[agent-redis]'
     import redis
 except ImportError:  # pragma: no cover - exercised on light agent installs
     redis = None
 
+from agent.flows import targets
 from agent.flows.context import ActionContext, ActionSpec
 from agent.flows.durations import optional_duration
 from agent.flows.errors import StepFailed
@@ -37,6 +39,8 @@ def _client(config: dict[str, Any], ctx: ActionContext) -> redis.Redis:
     if redis is None:
         raise StepFailed("redis steps need the redis package on the agent: "
                          "pip install 'scriptmesh[agent-redis]'")
+    url = str(config["url"])
+    targets.check_dsn_host(None if url.startswith("unix:") else urlsplit(url).hostname, "redis")
     left = ctx.remaining()
     timeout = DEFAULT_SOCKET_TIMEOUT if left is None else max(min(left, 10.0), 0.05)
     return redis.Redis.from_url(

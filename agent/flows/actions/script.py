@@ -42,6 +42,7 @@ class ManifestScriptRunner:
         kill_grace: float = DEFAULT_KILL_GRACE,
         base_env: Mapping[str, str] | None = None,
         secret: str = "",
+        allow_undeclared: bool = False,
     ) -> None:
         self.lookup = lookup
         self.scripts_dir = scripts_dir
@@ -50,6 +51,7 @@ class ManifestScriptRunner:
         self.kill_grace = kill_grace
         self.base_env = os.environ if base_env is None else base_env
         self.secret = secret
+        self.allow_undeclared = allow_undeclared
 
     @classmethod
     def from_manifest_file(cls, manifest_path: str, scripts_dir: str) -> ManifestScriptRunner:
@@ -58,7 +60,8 @@ class ManifestScriptRunner:
             manifest = load_manifest(manifest_path, scripts_dir)
         except ManifestError as exc:
             raise StepFailed(str(exc)) from None
-        return cls(manifest.scripts.get, scripts_dir)
+        return cls(manifest.scripts.get, scripts_dir,
+                   allow_undeclared=os.environ.get("ALLOW_UNDECLARED_PARAMS") == "true")
 
     def __call__(
         self,
@@ -72,7 +75,8 @@ class ManifestScriptRunner:
         if entry is None:
             raise StepFailed(f"script_not_in_manifest: {name}")
         try:
-            env = build_env(self.base_env, params, self.job_id, self.secret)
+            env = build_env(self.base_env, entry, params, self.job_id, self.secret,
+                            self.allow_undeclared)
             proc = ScriptProcess(entry.argv(), env, self.scripts_dir, self.output_cap)
         except JobRefused as exc:
             raise StepFailed(str(exc)) from None

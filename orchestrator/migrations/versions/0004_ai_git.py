@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 
 revision = '0004_ai_git'
-down_revision = "0002"
+down_revision = "0003_hardening"
 branch_labels = None
 depends_on = None
 

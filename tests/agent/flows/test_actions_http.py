@@ -134,3 +134,23 @@ def test_delay_sleeps_for_its_duration(run_flow) -> None:
     assert run_flow(one_step({"id": "nap", "action": "delay",
                               "config": {"duration": "150ms"}})).ok
     assert 0.15 <= time.monotonic() - started < 0.6
+
+
+def test_flow_allow_list_refuses_other_hosts(run_flow, app_server,
+                                                                monkeypatch) -> None:
+    """FLOW_ALLOW (optional): HTTP, database and Redis steps reach only listed targets."""
+    monkeypatch.setenv("FLOW_ALLOW", "localhost")  # the app listens on 127.0.0.1 only
+    url = app_server.url
+    refused = run_flow(one_step({"id": "x", "action": "http_request", "config": {"url": url}}))
+    assert not refused.ok
+    assert "not in this agent's FLOW_ALLOW" in run_flow.final("x")["error"]
+    for step in ({"action": "database_query", "config": {"dsn": "postgresql://db.internal/x",
+                                                         "query": "select 1"}},
+                 {"action": "redis.get", "config": {"url": "redis://10.9.9.9:6379/0",
+                                                    "key": "k"}}):
+        assert not run_flow(one_step({"id": "y", **step})).ok
+        assert "FLOW_ALLOW" in run_flow.final("y")["error"]
+    monkeypatch.setenv("FLOW_ALLOW", "127.0.0.0/8")
+    assert run_flow(one_step({"id": "ok", "action": "http_request",
+                              "config": {"url": f"{url}/echo"},
+                              "assert": ["status == 200"]})).ok, run_flow.events
