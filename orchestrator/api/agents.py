@@ -8,7 +8,12 @@ from flask.views import MethodView
 
 from orchestrator.api import Blueprint
 from orchestrator.models import Scope
-from orchestrator.schemas.agents import AgentSchema, ScriptsQuerySchema, ScriptsSchema
+from orchestrator.schemas.agents import (
+    AgentQueryArgsSchema,
+    AgentSchema,
+    ScriptsQuerySchema,
+    ScriptsSchema,
+)
 from orchestrator.security import require_scope
 from orchestrator.services import agents, dispatch
 
@@ -30,15 +35,16 @@ AGENT_MAP_DOC = {"200": {
 @blp.route("/agents")
 class AgentList(MethodView):
     @blp.doc(security=BEARER, responses=AGENT_MAP_DOC)
+    @blp.arguments(AgentQueryArgsSchema, location="query")
     @blp.response(200)
     @require_scope(Scope.READ)
-    def get(self) -> dict[str, Any]:
-        """Every agent with its health, keyed by agent name.
+    def get(self, args: dict[str, str]) -> dict[str, Any]:
+        """Every agent with its health, keyed by agent name; ``tag``, ``status``, ``name`` filter.
 
         ``status`` is ``online`` while heartbeats arrive (OFFLINE_AFTER_MISSED
         intervals may be missed), ``offline`` otherwise.
         """
-        return {agent.name: AGENT_SCHEMA.dump(agent) for agent in agents.list_agents()}
+        return {agent.name: AGENT_SCHEMA.dump(agent) for agent in agents.list_agents(**args)}
 
 
 @blp.route("/agents/<name>")

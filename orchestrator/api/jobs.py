@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response, request, stream_with_context
 from flask.views import MethodView
 
 from orchestrator.api import Blueprint
 from orchestrator.api.fanouts import fanout_answer
 from orchestrator.models import Scope
-from orchestrator.schemas.jobs import JobPageSchema, JobQueryArgsSchema, JobSchema, TriggerSchema
+from orchestrator.schemas.jobs import (
+    JobLogsArgsSchema,
+    JobPageSchema,
+    JobQueryArgsSchema,
+    JobSchema,
+    JobWaitArgsSchema,
+    TriggerSchema,
+)
 from orchestrator.security import current_principal, require_scope
-from orchestrator.services import dispatch, jobs, targets
+from orchestrator.services import dispatch, job_output, jobs, targets
 from orchestrator.services.fanout import FanoutOutcome
 
 blp = Blueprint("jobs", __name__, description="Trigger scripts and follow their jobs")
@@ -77,11 +85,47 @@ class JobList(MethodView):
 @blp.route("/jobs/<job_id>")
 class JobById(MethodView):
     @blp.doc(security=BEARER)
+    @blp.arguments(JobWaitArgsSchema, location="query")
     @blp.response(200, JobSchema)
     @require_scope(Scope.READ)
-    def get(self, job_id: str) -> Any:
-        """One job with its result; stdout/stderr grow while it runs."""
+    def get(self, args: dict[str, Any], job_id: str) -> Any:
+        """One job with its result; stdout/stderr grow while it runs.
+
+        ``wait=S`` (0 < S <= 60) long-polls: the answer comes once the job is
+        terminal or after S seconds, whichever is first.
+        """
+        if args.get("wait"):
+            return job_output.wait_for_job(job_id, args["wait"])
         return jobs.get_job(job_id)
+
+
+SSE_DOC = {"200": {"description": "The output so far (text), or with follow=true an "
+                                  "event stream: output, step, status, end events.",
+                   "content": {"text/plain": {"schema": {"type": "string"}},
+                               "text/event-stream": {"schema": {"type": "string"}}}}}
+
+
+@blp.route("/jobs/<job_id>/logs")
+class JobLogs(MethodView):
+    @blp.doc(security=BEARER, responses=SSE_DOC)
+    @blp.arguments(JobLogsArgsSchema, location="query")
+    @blp.alt_response(404, description="job_not_found")
+    @require_scope(Scope.READ)
+    def get(self, args: dict[str, Any], job_id: str) -> Response:
+        """A job's output: the text so far, or followed live as Server-Sent Events.
+
+        With ``follow=true``: ``output`` events (``{stream, offset, data}``),
+        ``step`` events for flows, ``status`` on a change, a final ``end``
+        (``{status, exit_code, error, duration_ms}``), ``: keepalive`` while idle.
+        Reconnect with ``Last-Event-ID`` (or ``after``) to resume without gaps.
+        """
+        if not args["follow"]:
+            return Response(job_output.output_text(job_id, args["stream"]),
+                            mimetype="text/plain", content_type="text/plain; charset=utf-8")
+        after = args.get("after") or request.headers.get("Last-Event-ID")
+        events = job_output.follow(job_id, after)
+        return Response(stream_with_context(events), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @blp.route("/jobs/<job_id>/cancel")

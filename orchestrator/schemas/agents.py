@@ -164,6 +164,14 @@ class AgentSchema(Schema):
         return agent.script_names()  # type: ignore[attr-defined]
 
 
+class AgentQueryArgsSchema(Schema):
+    tag = fields.String(metadata={"description": "Only agents carrying this tag."})
+    status = fields.String(validate=validate.OneOf(["online", "offline", "draining"]),
+                           metadata={"description": "online, offline, or draining "
+                                                    "(online and draining)."})
+    name = fields.String(metadata={"description": "Only agents whose name contains this."})
+
+
 class ScriptsQuerySchema(Schema):
     agent = fields.String(required=True, **AGENT_NAME)
 

@@ -171,6 +171,21 @@ class JobQueryArgsSchema(Schema):
     cursor = fields.String(metadata={"description": "next_cursor of the previous page"})
 
 
+class JobWaitArgsSchema(Schema):
+    wait = fields.Float(validate=validate.Range(0, 60, min_inclusive=False), metadata={
+        "description": "Long-poll: answer once the job is terminal or after this many "
+                       "seconds (0 < wait <= 60)."})
+
+
+class JobLogsArgsSchema(Schema):
+    follow = fields.Boolean(load_default=False, metadata={
+        "description": "Stream as Server-Sent Events until the job ends."})
+    stream = fields.String(load_default="stdout", validate=validate.OneOf(["stdout", "stderr"]),
+                           metadata={"description": "Without follow: which stream to read."})
+    after = fields.String(validate=validate.Length(max=64), metadata={
+        "description": "Resume after this event id (like the Last-Event-ID header)."})
+
+
 class JobPageSchema(Schema):
     jobs = fields.List(fields.Nested(JobSummarySchema))
     next_cursor = fields.String(allow_none=True)

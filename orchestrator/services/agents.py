@@ -226,9 +226,29 @@ def mark_offline_agents(now: datetime | None = None) -> int:
     return changed
 
 
-def list_agents() -> list[Agent]:
-    """The current tenant's agents, by name."""
-    return list(db.session.execute(db.select(Agent).order_by(Agent.name)).scalars())
+def list_agents(tag: str | None = None, status: str | None = None,
+                name: str | None = None) -> list[Agent]:
+    """The current tenant's agents, by name; optionally only those with ``tag``, in
+    ``status`` (online, offline, draining) or whose name contains ``name``."""
+    query = db.select(Agent).order_by(Agent.name)
+    if name:
+        query = query.where(Agent.name.contains(name, autoescape=True))
+    found = db.session.execute(query).scalars()
+    now = utcnow()
+    return [agent for agent in found
+            if (not tag or tag in (agent.tags or ()))
+            and (not status or _agent_status(agent, now) in _STATUS_MATCHES[status])]
+
+
+#: Which computed states each ``status`` filter accepts (a draining agent is online too).
+_STATUS_MATCHES = {"online": ("online", "draining"), "draining": ("draining",),
+                   "offline": ("offline",)}
+
+
+def _agent_status(agent: Agent, now: datetime) -> str:
+    if not agent.is_online(now):
+        return "offline"
+    return "draining" if agent.draining else "online"
 
 
 def agent_scripts(name: str) -> dict[str, Any]:

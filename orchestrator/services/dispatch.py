@@ -40,7 +40,7 @@ from orchestrator.errors import Forbidden
 from orchestrator.extensions import db, redis_store
 from orchestrator.models import Agent, Job, JobStatus, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import agents
+from orchestrator.services import agents, job_changes
 from orchestrator.services.completion import on_job_finished
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,7 @@ def notify_finished(job_ids: Iterable[str]) -> None:
     ended (call after the commit that made them terminal; every finisher does)."""
     from orchestrator.services.fanout_progress import settle_finished_fanouts
 
+    job_ids = list(job_ids)
     pipe = redis_store.connection.pipeline(transaction=False)
     for job_id in job_ids:
         key = FINISHED_KEY.format(job_id=job_id)
@@ -165,6 +166,7 @@ def notify_finished(job_ids: Iterable[str]) -> None:
         pipe.execute()
     except redis.RedisError as exc:
         log.warning("finished jobs not announced: %s", type(exc).__name__)
+    job_changes.announce(*job_ids)
     settle_finished_fanouts()
 
 

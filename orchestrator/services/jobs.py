@@ -20,7 +20,7 @@ from orchestrator.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.extensions import db
 from orchestrator.models import Job, JobStatus, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import agents, dispatch, job_steps, leases
+from orchestrator.services import agents, dispatch, job_changes, job_steps, leases
 from orchestrator.services.completion import on_job_finished
 
 DEFAULT_PAGE_SIZE = 50
@@ -146,6 +146,7 @@ def start_job(principal: Principal, job_id: str, agent_name: str) -> dict[str, s
                status=JobStatus.RUNNING.value, started_at=now,
                lease_expires_at=now + leases.running_lease(agent)):
         db.session.commit()
+        job_changes.announce(job_id)
         return {"status": JobStatus.RUNNING.value}
     job = get_job(job_id)
     if job.status == JobStatus.RUNNING.value and job.agent_id == agent.id:
@@ -166,6 +167,7 @@ def record_output(principal: Principal, job_id: str, data: dict[str, Any]) -> di
         leases.renew_running_leases(agent, [job.id])
     cancel = job.cancel_requested_at is not None
     db.session.commit()
+    job_changes.announce(job.id)
     return {"cancel": cancel}
 
 
@@ -195,6 +197,7 @@ def record_events(principal: Principal, job_id: str, data: dict[str, Any]) -> di
         leases.renew_running_leases(agent, [job.id])
     cancel = job.cancel_requested_at is not None
     db.session.commit()
+    job_changes.announce(job.id)
     return {"cancel": cancel}
 
 
