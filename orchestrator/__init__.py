@@ -20,6 +20,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from orchestrator import tenancy  # noqa: F401 - installs the tenant filter
     from orchestrator.api import add_security_scheme, register_blueprints
     from orchestrator.config import load_settings
+    from orchestrator.dashboard import init_dashboard
     from orchestrator.errors import register_error_handlers
     from orchestrator.extensions import init_extensions
 
@@ -33,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     add_security_scheme()
     register_blueprints(app)
     register_error_handlers(app)
+    init_dashboard(app)
     return app
 
 

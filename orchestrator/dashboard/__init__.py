@@ -22,14 +22,14 @@ def init_dashboard(app: Flask) -> None:
         auth_views,
         fanout_views,
         fleet_views,
+        guard,
         job_views,
         schedule_views,
         settings_views,
     )
-    from orchestrator.dashboard.guard import configure_sessions, install_guards
+    from orchestrator.dashboard.guard import configure_sessions
 
     configure_sessions(app)
-    install_guards(bp)
     app.register_blueprint(bp)
     app.add_url_rule("/", "dashboard_root", _root)
 

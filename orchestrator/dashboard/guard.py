@@ -15,12 +15,13 @@ browser never sends on its own, so it needs none).
 from __future__ import annotations
 
 from datetime import timedelta
-from flask import Blueprint, Flask, g, redirect, request, session, url_for
+from flask import Flask, g, redirect, request, session, url_for
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from wtforms import ValidationError
 from werkzeug.wrappers import Response
 
 from orchestrator.config import is_production
+from orchestrator.dashboard import bp
 from orchestrator.errors import Forbidden
 from orchestrator.extensions import db
 from orchestrator.models import RefreshToken, Scope, User, utcnow
@@ -39,7 +40,7 @@ CONTENT_SECURITY_POLICY = (
 
 def configure_sessions(app: Flask) -> None:
     """Cookie settings: HttpOnly, SameSite=Lax, Secure in production; lifetime = refresh token."""
-    app.config.setdefault("SESSION_COOKIE_NAME", SESSION_COOKIE_NAME)
+    app.config["SESSION_COOKIE_NAME"] = SESSION_COOKIE_NAME
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = is_production(app.config)
@@ -47,11 +48,6 @@ def configure_sessions(app: Flask) -> None:
     # Tokens are bound to the signed session cookie; they live as long as it does.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.jinja_env.globals["csrf_token"] = generate_csrf
-
-
-def install_guards(bp: Blueprint) -> None:
-    bp.before_request(_authenticate_and_check_csrf)
-    bp.after_request(_security_headers)
 
 
 def start_session(user_id: str, family_id: str) -> None:
@@ -91,6 +87,7 @@ def principal_from_session() -> Principal | None:
                      is_admin=user.is_admin)
 
 
+@bp.before_request
 def _authenticate_and_check_csrf() -> Response | None:
     if request.method in UNSAFE_METHODS:
         token = request.form.get("csrf_token") or request.headers.get("X-CSRFToken")
@@ -110,6 +107,7 @@ def _authenticate_and_check_csrf() -> Response | None:
     return None
 
 
+@bp.after_request
 def _security_headers(response: Response) -> Response:
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"

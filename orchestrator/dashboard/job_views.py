@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, g, jsonify, redirect, request, url_for
+from flask import Response, flash, g, jsonify, redirect, request, stream_with_context, url_for
 from marshmallow import ValidationError
-from werkzeug.wrappers import Response
 
 from orchestrator.dashboard import bp
 from orchestrator.dashboard.pages import flash_error, page, query_args
@@ -14,7 +13,7 @@ from orchestrator.errors import ScriptMeshError
 from orchestrator.extensions import db
 from orchestrator.models import JobStatus
 from orchestrator.schemas.jobs import JobQueryArgsSchema, JobSchema, TriggerSchema
-from orchestrator.services import jobs, targets
+from orchestrator.services import job_output, jobs, targets
 from orchestrator.services.fanout import FanoutOutcome
 
 JOB_FILTERS = ("agent", "status", "script", "since", "until", "fanout_id", "pool", "cursor")
@@ -86,3 +85,13 @@ def rerun_job(job_id: str) -> Response:
     if isinstance(outcome, FanoutOutcome):
         return redirect(url_for("dashboard.fanout", fanout_id=outcome.fanout.id))
     return redirect(url_for("dashboard.job", job_id=outcome.job.id))
+
+
+@bp.route("/jobs/<job_id>/logs")
+def job_stream(job_id: str) -> Response:
+    """``GET /jobs/{id}/logs?follow=true`` for the cookie session (EventSource sends no
+    Authorization header): the same event stream, from the same service."""
+    after = request.args.get("after") or request.headers.get("Last-Event-ID")
+    events = job_output.follow(job_id, after)
+    return Response(stream_with_context(events), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

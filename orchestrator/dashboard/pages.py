@@ -18,7 +18,7 @@ BADGES = {"online": "ok", "success": "ok", "passed": "ok", "active": "ok", "ok":
           "fired": "ok", "manual": "ok", "succeeded": "ok",
           "running": "run", "pending": "wait", "draining": "warn", "waiting": "wait",
           "offline": "off", "cancelled": "off", "skipped": "off", "disabled": "off",
-          "coalesced": "off", "paused": "off",
+          "coalesced": "off", "paused": "off", "revoked": "off",
           "failed": "bad", "timeout": "bad", "expired": "bad", "error": "bad", "missed": "bad"}
 
 
