@@ -7,16 +7,16 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, request, url_for
-from flask_limiter.util import get_remote_address
 from flask_jwt_extended import decode_token
+from flask_limiter.util import get_remote_address
 from werkzeug.wrappers import Response
 
 from orchestrator.api.auth import RATE_LIMIT_MESSAGE
+from orchestrator.config import DEFAULT_AUTH_IP_RATE_LIMIT, DEFAULT_AUTH_RATE_LIMIT
 from orchestrator.dashboard import bp
 from orchestrator.dashboard.guard import end_session, session_family, start_session
 from orchestrator.dashboard.pages import flash_error, page
 from orchestrator.errors import ScriptMeshError
-from orchestrator.config import DEFAULT_AUTH_IP_RATE_LIMIT, DEFAULT_AUTH_RATE_LIMIT
 from orchestrator.extensions import db, limiter
 from orchestrator.services import accounts
 

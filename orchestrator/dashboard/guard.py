@@ -15,10 +15,11 @@ browser never sends on its own, so it needs none).
 from __future__ import annotations
 
 from datetime import timedelta
+
 from flask import Flask, g, redirect, request, session, url_for
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
-from wtforms import ValidationError
 from werkzeug.wrappers import Response
+from wtforms import ValidationError
 
 from orchestrator.config import is_production
 from orchestrator.dashboard import bp
