@@ -7,11 +7,14 @@ the full rows of the one page it shows.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import sqlalchemy as sa
 
 from orchestrator.extensions import db
 from orchestrator.models import Agent, utcnow
@@ -52,14 +55,19 @@ def page_agents(status: str | None = None, tag: str | None = None, name: str | N
     tag of the fleet, for the filter's choices.
     """
     now = utcnow()
-    query = db.select(Agent.id, Agent.name, Agent.tags, Agent.online_until, Agent.draining)
+    # Tags as their JSON text: decoding 5,000 lists costs more than the rest of the page,
+    # and fleets repeat a few distinct tag sets. Liveness is Agent.is_online's rule in SQL.
+    query = db.select(Agent.id, sa.type_coerce(Agent.tags, sa.Text).label("tags"),
+                      (Agent.online_until > now).label("online"), Agent.draining)
     if name:
         query = query.where(Agent.name.contains(name, autoescape=True))
     rows = db.session.execute(query.order_by(Agent.name)).all()
-    all_tags = sorted({t for row in rows for t in (row.tags or [])})
+    tag_sets = {raw: set(json.loads(raw) if raw else []) for raw in {row.tags for row in rows}}
+    all_tags = sorted(set().union(*tag_sets.values()))
     if tag:
-        rows = [row for row in rows if tag in (row.tags or [])]
-    statuses = {row.id: agent_status(row, now) for row in rows}
+        rows = [row for row in rows if tag in tag_sets[row.tags]]
+    statuses = {row.id: ("draining" if row.draining else "online") if row.online else "offline"
+                for row in rows}
     counts = Counter(statuses.values())
     if status:
         rows = [row for row in rows if statuses[row.id] == status]
