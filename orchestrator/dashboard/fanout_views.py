@@ -13,6 +13,7 @@ from orchestrator.dashboard.pages import flash_error, page, query_args
 from orchestrator.errors import ScriptMeshError
 from orchestrator.extensions import db
 from orchestrator.services import fanout_report
+from orchestrator.services.fanout_pages import fanout_report_rows
 
 AGENTS_PER_PAGE = 100
 #: Agent names shown per result group (the rest are counted, and listed by the drill-down).
@@ -51,12 +52,14 @@ def _progress(report: dict[str, Any]) -> dict[str, Any]:
                        for s in report["stages"]],
             "groups": [{k: grp[k] for k in ("count", "status", "exit_code", "stdout",
                                             "agents_shown", "more")}
-                       for grp in outliers_first(report["diff"])]}
+                       for grp in outliers_first(report["diff"])],
+            "rows": {row["job_id"]: [row["status"], row["exit_code"], row["duration_ms"]]
+                     for row in report["agents"]}}
 
 
 @bp.route("/fanouts/<fanout_id>")
 def fanout(fanout_id: str) -> tuple[str, int]:
-    report = fanout_report.fanout_report(fanout_id)
+    report = fanout_report_rows(fanout_id)
     rows = report["agents"]
     pages = max(1, math.ceil(len(rows) / AGENTS_PER_PAGE))
     try:
@@ -75,7 +78,7 @@ def fanout(fanout_id: str) -> tuple[str, int]:
 
 @bp.route("/fanouts/<fanout_id>.json")
 def fanout_json(fanout_id: str) -> Response:
-    return jsonify(_progress(fanout_report.fanout_report(fanout_id)))
+    return jsonify(_progress(fanout_report_rows(fanout_id)))
 
 
 @bp.route("/fanouts/<fanout_id>/cancel", methods=["POST"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -52,35 +51,39 @@ def page_agents(status: str | None = None, tag: str | None = None, name: str | N
 
     ``counts`` are per status among the agents matching the tag and name
     filters (so the status chips say what each would show); ``tags`` are every
-    tag of the fleet, for the filter's choices.
+    tag of the fleet, for the filter's choices. Everything is counted and paged
+    in SQL: the page never reads more than ``per_page`` agents.
     """
     now = utcnow()
-    # Tags as their JSON text: decoding 5,000 lists costs more than the rest of the page,
-    # and fleets repeat a few distinct tag sets. Liveness is Agent.is_online's rule in SQL.
-    query = db.select(Agent.id, sa.type_coerce(Agent.tags, sa.Text).label("tags"),
-                      (Agent.online_until > now).label("online"), Agent.draining)
+    tags_text = sa.cast(Agent.tags, sa.Text)
+    # Fleets repeat a few distinct tag sets: read those, then filter on their text.
+    tag_sets = {raw: set(json.loads(raw) if raw else []) for raw in db.session.execute(
+        db.select(tags_text).distinct()).scalars()}
+    base = db.select(Agent.id)
     if name:
-        query = query.where(Agent.name.contains(name, autoescape=True))
-    rows = db.session.execute(query.order_by(Agent.name)).all()
-    tag_sets = {raw: set(json.loads(raw) if raw else []) for raw in {row.tags for row in rows}}
-    all_tags = sorted(set().union(*tag_sets.values()))
+        base = base.where(Agent.name.contains(name, autoescape=True))
     if tag:
-        rows = [row for row in rows if tag in tag_sets[row.tags]]
-    statuses = {row.id: ("draining" if row.draining else "online") if row.online else "offline"
-                for row in rows}
-    counts = Counter(statuses.values())
-    if status:
-        rows = [row for row in rows if statuses[row.id] == status]
+        base = base.where(tags_text.in_([raw for raw, found in tag_sets.items() if tag in found]))
+    # Agent.is_online's rule (online_until in the future), as SQL.
+    online = sa.and_(Agent.online_until.is_not(None), Agent.online_until > now)
+    status_of = sa.case((sa.and_(online, Agent.draining.is_(True)), "draining"),
+                        (online, "online"), else_="offline")
+    counts = dict.fromkeys(AGENT_STATUSES, 0)
+    for found, n in db.session.execute(
+            base.with_only_columns(status_of, sa.func.count()).group_by(status_of)):
+        counts[found] = n
+    query = base.where(status_of == status) if status in counts else base
+    total = counts[status] if status in counts else sum(counts.values())
     per_page = min(max(per_page, 1), MAX_AGENTS_PER_PAGE)
-    pages = max(1, math.ceil(len(rows) / per_page))
+    pages = max(1, math.ceil(total / per_page))
     page = min(max(page, 1), pages)
-    ids = [row.id for row in rows[(page - 1) * per_page: page * per_page]]
-    full = {a.id: a for a in db.session.execute(
-        db.select(Agent).where(Agent.id.in_(ids))).scalars()} if ids else {}
-    return AgentPage(agents=[full[i] for i in ids if i in full],
-                     statuses={i: statuses[i] for i in ids}, total=len(rows), page=page,
-                     pages=pages, counts={s: counts.get(s, 0) for s in AGENT_STATUSES},
-                     tags=all_tags)
+    ids = list(db.session.execute(query.order_by(Agent.name).offset((page - 1) * per_page)
+                                  .limit(per_page)).scalars())
+    rows = list(db.session.execute(
+        db.select(Agent).where(Agent.id.in_(ids)).order_by(Agent.name)).scalars()) if ids else []
+    return AgentPage(agents=rows, statuses={a.id: agent_status(a, now) for a in rows},
+                     total=total, page=page, pages=pages, counts=counts,
+                     tags=sorted(set().union(*tag_sets.values())))
 
 
 def script_entries(agent: Agent) -> list[dict[str, Any]]:

@@ -68,6 +68,17 @@ def seed(app: object) -> tuple[str, str]:
         return user.email, fanout_id
 
 
+def drop_everything() -> None:
+    """Every table of the database (the benchmark's own tenant data included)."""
+    import sqlalchemy as sa
+
+    from orchestrator.extensions import db
+
+    metadata = sa.MetaData()
+    metadata.reflect(bind=db.engine)
+    metadata.drop_all(bind=db.engine)
+
+
 def sign_in(client: object, email: str) -> None:
     page = client.get("/ui/sign-in").get_data(as_text=True)  # type: ignore[attr-defined]
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -91,15 +102,17 @@ def main() -> int:
     from flask_migrate import upgrade
 
     from orchestrator import create_app
+    from orchestrator.extensions import db
     from tests.conftest import TEST_SECRETS
 
     with tempfile.TemporaryDirectory() as workdir:
         backend = Backend(Path(workdir)).start()
+        app = create_app({"TESTING": True, "DATA_DIR": workdir, **TEST_SECRETS,
+                          "SQLALCHEMY_DATABASE_URI": backend.database_url,
+                          "REDIS_URL": backend.redis_url, "RATELIMIT_ENABLED": False})
         try:
-            app = create_app({"TESTING": True, "DATA_DIR": workdir, **TEST_SECRETS,
-                              "SQLALCHEMY_DATABASE_URI": backend.database_url,
-                              "REDIS_URL": backend.redis_url, "RATELIMIT_ENABLED": False})
             with app.app_context():
+                drop_everything()  # a database a previous run left behind
                 upgrade()
             email, fanout_id = seed(app)
             client = app.test_client()
@@ -123,6 +136,9 @@ def main() -> int:
             table.print()
             return 1 if failed else 0
         finally:
+            with app.app_context():
+                db.session.remove()
+                drop_everything()
             backend.stop()
 
 

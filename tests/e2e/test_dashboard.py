@@ -205,6 +205,7 @@ def check_other_tenant(ui: BrowserPage, other: dict[str, Any], job_id: str, fano
     sign_in(ui, other["email"], other["password"])
     assert "agent-a" not in ui.page.content()
     assert ui.page.locator("tr[data-agent]").count() == 0
+    assert ui.page.text_content("h1").split() == ["Agents", "0"]
     ui.go("/ui/jobs")
     assert job_id not in ui.page.content()
     ui.go("/ui/fanouts")

@@ -96,3 +96,60 @@ def test_cron_preview_words_and_next_fires(client: FlaskClient, make_user: Any) 
     assert "02:00" in preview["description"]
     bad = client.get("/ui/schedules/preview.json?cron=61+*+*+*+*").get_json()
     assert not bad["ok"] and "minute" in bad["error"]
+
+
+def test_fanout_page_report_equals_the_api_report(app: Any, make_user: Any) -> None:
+    """The page's column-row report is the API's ``fanout_report``, field for field."""
+    from orchestrator.extensions import db
+    from orchestrator.models import Fanout, Job
+    from orchestrator.services.fanout_pages import fanout_report_rows
+    from orchestrator.services.fanout_report import fanout_report
+
+    user = make_user()
+    with app.app_context():
+        db.session.add(Fanout(id="fan_dash", tenant_id=user["tenant_id"], script="deploy.sh",
+                              total=5, stages=[{"agents": []}], status="running"))
+        for i, (status, code, out) in enumerate([("success", 0, "ok\n"), ("success", 0, "ok\n"),
+                                                  ("failed", 4, "boom\n"), ("running", None, ""),
+                                                  ("pending", None, "")]):
+            db.session.add(Job(id=f"job_dash{i}", tenant_id=user["tenant_id"],
+                               agent_name=f"a{i}", script="deploy.sh", fanout_id="fan_dash",
+                               fanout_seq=i, fanout_stage=0, status=status, exit_code=code,
+                               stdout=out, held=i == 4))
+        db.session.commit()
+        assert fanout_report_rows("fan_dash") == fanout_report("fan_dash")
+        assert [g["count"] for g in fanout_report_rows("fan_dash")["diff"]] == [2, 1, 1, 1]
+
+
+def test_agents_page_filters_counts_and_pages_in_sql(app: Any, client: FlaskClient,
+                                                     make_user: Any) -> None:
+    from datetime import timedelta
+
+    from orchestrator.extensions import db
+    from orchestrator.models import Agent, utcnow
+
+    user, other = make_user(), make_user()
+    now = utcnow()
+    with app.app_context():
+        for i in range(120):
+            db.session.add(Agent(
+                tenant_id=user["tenant_id"], name=f"node-{i:03d}",
+                tags=["web"] if i % 2 else ["db", "eu"], draining=i % 30 == 0,
+                online_until=now + timedelta(minutes=1) if i % 3 else now - timedelta(1)))
+        db.session.add(Agent(tenant_id=other["tenant_id"], name="foreign-node", tags=["web"],
+                             online_until=now + timedelta(minutes=1)))
+        db.session.commit()
+    sign_in(client, user)
+    page = client.get("/ui/agents").get_data(as_text=True)
+    assert "Agents <span class=\"muted\">120</span>" in page and "foreign-node" not in page
+    assert page.count('<tr data-agent=') == 50 and "Page 1 of 3" in page
+    assert '<span data-count="offline">40</span>' in page
+    assert '<span data-count="draining">' in page
+    db_online = client.get("/ui/agents?tag=db&status=online").get_data(as_text=True)
+    names = re.findall(r'<tr data-agent="([^"]+)"', db_online)
+    assert names and all(int(n[-3:]) % 2 == 0 and int(n[-3:]) % 3 and int(n[-3:]) % 30
+                         for n in names)
+    assert client.get("/ui/agents?name=node-11").get_data(as_text=True).count(
+        "<tr data-agent=") == 10  # node-110 .. node-119
+    last = client.get("/ui/agents?page=99").get_data(as_text=True)
+    assert "Page 3 of 3" in last and last.count("<tr data-agent=") == 20

@@ -215,6 +215,13 @@
           counts.append(badge(s), " " + n + " ");
         });
         renderGroups(report.groups);
+        document.querySelectorAll("tr[data-job]").forEach((row) => {
+          const found = report.rows[row.dataset.job];
+          if (!found) return;
+          setBadge(row.querySelector("td.status"), found[0]);
+          row.querySelector("td.exit").textContent = found[1] === null ? "—" : found[1];
+          row.querySelector("td.duration").textContent = ms(found[2]);
+        });
         if (report.done) {
           state.textContent = "finished";
         } else {
