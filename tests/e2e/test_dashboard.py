@@ -58,6 +58,7 @@ def check_live_output(ui: BrowserPage, agent: str) -> str:
     job_id = run_script(ui, agent, "sleep.sh", "seconds=4")
     wait_text(ui, "#stdout", "sleeping 4s")
     assert status_of(ui) in ("pending", "running")
+    assert ui.page.text_content("#live-state") == "live"  # the event stream, not polling
     assert "done sleeping" not in ui.page.text_content("#stdout")
     wait_text(ui, "#stdout", "done sleeping", timeout=30_000)
     ui.page.wait_for_selector("#job-status .badge[data-status=success]")
@@ -72,6 +73,25 @@ def check_cancel(ui: BrowserPage, agent: str) -> None:
     wait_text(ui, "#stdout", "sleeping 60s")
     ui.page.click("#cancel-box button")
     ui.page.wait_for_selector("#job-status .badge[data-status=cancelled]", timeout=30_000)
+
+
+def check_flow_steps(ui: BrowserPage, agent: str, hub_url: str) -> None:
+    """A flow's steps appear on the job page as they complete (step events)."""
+    ui.go(f"/ui/run?target=agent&value={agent}")
+    ui.page.select_option("#run-pick select[name=kind]", "flow")
+    ui.page.wait_for_selector("#run-pick select[name=name] option[value=health]",
+                              state="attached")
+    ui.page.select_option("#run-pick select[name=name]", "health")
+    ui.page.wait_for_selector("#run-form")
+    ui.page.fill("#run-form textarea[name=extra]", f"hub_url={hub_url}")
+    ui.page.click("#run-button")
+    ui.page.wait_for_url(re.compile(r".*/ui/jobs/job_[0-9a-f]+$"))
+    ui.page.wait_for_selector("#job-status .badge[data-status=success]", timeout=30_000)
+    for step in ("hub_health", "report"):
+        ui.page.wait_for_selector(f"#steps tr[data-step={step}] .badge[data-status=passed]")
+    assert "hub_version=" in ui.page.text_content("#steps tr[data-step=hub_health]")
+    wait_text(ui, "#stdout", "healthy")
+    ui.screenshot("flow-job")
 
 
 def check_fanout(ui: BrowserPage) -> str:
@@ -143,6 +163,7 @@ def check_schedule(ui: BrowserPage, agent: str) -> None:
     fires = ui.page.locator("#next-fires li")
     assert fires.count() == 5
     assert all("02:30:00" in fires.nth(i).text_content() for i in range(5))
+    ui.screenshot("schedule")
     ui.go("/ui/schedules")
     assert "nightly hello" in ui.page.text_content("#schedules-table")
     ui.screenshot("schedules")
@@ -167,6 +188,7 @@ def test_dashboard_end_to_end(live_hub: LiveHub, operator: dict[str, Any],
 
     job_id = check_live_output(ui, "agent-a")
     check_cancel(ui, "agent-b")
+    check_flow_steps(ui, "agent-c", live_hub.url)
     fanout_id = check_fanout(ui)
     raw_key = check_api_key(ui, live_hub)
     with Receiver() as stub:
