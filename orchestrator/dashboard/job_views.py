@@ -56,7 +56,7 @@ def cancel_job(job_id: str) -> Response:
               "ok")
     except ScriptMeshError as exc:
         flash_error(exc)
-    return redirect(request.form.get("back") or url_for("dashboard.job", job_id=job_id))
+    return redirect(url_for("dashboard.job", job_id=job_id))
 
 
 def rerun_data(job_data: dict[str, Any]) -> dict[str, Any]:

@@ -153,3 +153,65 @@ def test_agents_page_filters_counts_and_pages_in_sql(app: Any, client: FlaskClie
         "<tr data-agent=") == 10  # node-110 .. node-119
     last = client.get("/ui/agents?page=99").get_data(as_text=True)
     assert "Page 3 of 3" in last and last.count("<tr data-agent=") == 20
+
+
+def test_sign_up_verify_then_sign_in(client: FlaskClient, mailed_code: Any) -> None:
+    email = "new.user@signup.example"
+    token = csrf(client, "/ui/sign-up")
+    short = client.post("/ui/sign-up", data={"email": email, "password": "short",
+                                             "csrf_token": token})
+    assert short.status_code == 422 and "12" in short.get_data(as_text=True)
+    made = client.post("/ui/sign-up", data={"email": email, "password": "a long passphrase 1",
+                                            "tenant_name": "Signup Inc", "csrf_token": token})
+    assert made.status_code == 302 and "/ui/verify" in made.headers["Location"]
+    early = client.post("/ui/sign-in", data={"email": email, "password": "a long passphrase 1",
+                                             "csrf_token": token})
+    assert early.status_code == 403 and "not verified" in early.get_data(as_text=True)
+    wrong = client.post("/ui/verify", data={"email": email, "code": "000000",
+                                            "csrf_token": token})
+    assert wrong.status_code == 400
+    done = client.post("/ui/verify", data={"email": email, "code": mailed_code(email),
+                                           "csrf_token": token})
+    assert done.status_code == 302
+    signed = client.post("/ui/sign-in?next=/ui/jobs", data={
+        "email": email, "password": "a long passphrase 1", "csrf_token": token})
+    assert signed.status_code == 302 and signed.headers["Location"] == "/ui/jobs"
+    evil = client.post("/ui/sign-in?next=https://evil.example/", data={
+        "email": email, "password": "a long passphrase 1", "csrf_token": csrf(client, "/ui/jobs")})
+    assert evil.headers["Location"] == "/ui/agents"
+
+
+def test_run_form_from_declared_params(app: Any, client: FlaskClient, make_user: Any) -> None:
+    """The Run form offers the manifest's declared params, typed, and the job gets them."""
+    from orchestrator.extensions import db
+    from orchestrator.models import Agent, Job
+
+    user = make_user()
+    params = [{"name": "target", "required": True, "type": "string",
+               "description": "Where to write the archive"},
+              {"name": "compress", "type": "boolean", "default": False},
+              {"name": "level", "type": "integer", "enum": [1, 5, 9], "default": 5}]
+    with app.app_context():
+        db.session.add(Agent(tenant_id=user["tenant_id"], name="box", tags=["x"], manifest={
+            "scripts": [{"name": "backup.sh", "description": "Archive", "params": params}]}))
+        db.session.commit()
+    sign_in(client, user)
+    form = client.get("/ui/run?target=agent&value=box&kind=script&name=backup.sh")
+    html = form.get_data(as_text=True)
+    assert 'name="param.target"' in html and "Where to write the archive" in html
+    assert 'type="checkbox" name="param.compress"' in html
+    assert "<option selected>5</option>" in html
+    token = CSRF_RE.search(html).group(1)
+    ran = client.post("/ui/run", data={"target": "agent", "value": "box", "kind": "script",
+                                       "name": "backup.sh", "param.target": "/tmp/b",
+                                       "param.compress": "true", "param.level": "9",
+                                       "csrf_token": token})
+    assert ran.status_code == 302, ran.get_data(as_text=True)[:3000]
+    job_id = ran.headers["Location"].rsplit("/", 1)[1]
+    with app.app_context():
+        job = db.session.get(Job, job_id)
+        assert job.script == "backup.sh" and job.agent_name == "box"
+        assert job.params["target"] == "/tmp/b"
+        assert str(job.params["level"]) == "9" and str(job.params["compress"]).lower() == "true"
+    page = client.get(f"/ui/jobs/{job_id}").get_data(as_text=True)
+    assert "target=/tmp/b" in page and "Cancel job" in page
