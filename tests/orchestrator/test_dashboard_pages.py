@@ -215,3 +215,9 @@ def test_run_form_from_declared_params(app: Any, client: FlaskClient, make_user:
         assert str(job.params["level"]) == "9" and str(job.params["compress"]).lower() == "true"
     page = client.get(f"/ui/jobs/{job_id}").get_data(as_text=True)
     assert "target=/tmp/b" in page and "Cancel job" in page
+    again = client.post(f"/ui/jobs/{job_id}/rerun", data={"csrf_token": token})
+    assert again.status_code == 302
+    rerun_id = again.headers["Location"].rsplit("/", 1)[1]
+    assert rerun_id.startswith("job_") and rerun_id != job_id
+    with app.app_context():
+        assert db.session.get(Job, rerun_id).params == db.session.get(Job, job_id).params
