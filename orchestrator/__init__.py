@@ -20,6 +20,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from orchestrator import key_cache
     from orchestrator.api import add_security_scheme, register_blueprints
     from orchestrator.config import load_settings
+    from orchestrator.dashboard import init_dashboard
     from orchestrator.errors import register_error_handlers
     from orchestrator.extensions import init_extensions
     from orchestrator.request_guard import init_request_guard
@@ -40,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     add_security_scheme()
     register_blueprints(app)
     register_error_handlers(app)
+    init_dashboard(app)
     return app
 
 
