@@ -62,7 +62,8 @@ def typed(declared: dict[str, Any], raw: str) -> Any:
         if kind == "integer":
             return int(raw)
         if kind == "number":
-            return float(raw)
+            number = float(raw)  # "4" stays 4, as the user typed it, not 4.0
+            return int(number) if number.is_integer() and "." not in raw else number
     except ValueError:
         return raw
     return raw

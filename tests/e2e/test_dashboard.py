@@ -38,10 +38,25 @@ def run_script(ui: BrowserPage, agent: str, script: str, params: str) -> str:
     ui.go(f"/ui/run?target=agent&value={agent}")
     ui.page.select_option("#run-pick select[name=name]", script)  # submits the pick form
     ui.page.wait_for_selector("#run-form")
-    ui.page.fill("#run-form textarea[name=extra]", params)
+    fill_params(ui, params)
     ui.page.click("#run-button")
     ui.page.wait_for_url(re.compile(r".*/ui/jobs/job_[0-9a-f]+$"))
     return ui.page.url.rsplit("/", 1)[1]
+
+
+def fill_params(ui: BrowserPage, params: str) -> None:
+    """Type ``KEY=value`` lines into the form: a declared param's own field, else the
+    free-form box (shown only for scripts and flows that declare none)."""
+    extra = []
+    for line in filter(None, params.splitlines()):
+        name, _, value = line.partition("=")
+        field = ui.page.locator(f'#run-form [name="param.{name}"]')
+        if field.count():
+            field.fill(value)
+        else:
+            extra.append(line)
+    if extra:
+        ui.page.fill("#run-form textarea[name=extra]", "\n".join(extra))
 
 
 def wait_text(ui: BrowserPage, selector: str, text: str, timeout: float = 15_000) -> None:
@@ -83,7 +98,7 @@ def check_flow_steps(ui: BrowserPage, agent: str, hub_url: str) -> None:
                               state="attached")
     ui.page.select_option("#run-pick select[name=name]", "health")
     ui.page.wait_for_selector("#run-form")
-    ui.page.fill("#run-form textarea[name=extra]", f"hub_url={hub_url}")
+    fill_params(ui, f"hub_url={hub_url}")
     ui.page.click("#run-button")
     ui.page.wait_for_url(re.compile(r".*/ui/jobs/job_[0-9a-f]+$"))
     ui.page.wait_for_selector("#job-status .badge[data-status=success]", timeout=30_000)
@@ -98,7 +113,7 @@ def check_fanout(ui: BrowserPage) -> str:
     ui.go("/ui/run?target=tags&value=e2e")
     ui.page.select_option("#run-pick select[name=name]", "deploy.sh")
     ui.page.wait_for_selector("#run-form")
-    ui.page.fill("#run-form textarea[name=extra]", "version=v2.4.1")
+    fill_params(ui, "version=v2.4.1")
     ui.page.click("#run-button")
     ui.page.wait_for_url(re.compile(r".*/ui/fanouts/fan_[0-9a-f]+$"))
     ui.page.wait_for_selector("#fanout-status .badge[data-status=failed]", timeout=60_000)
