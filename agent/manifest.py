@@ -28,6 +28,8 @@ class ManifestEntry:
     description: str = ""
     interpreter: tuple[str, ...] = ()
     kind: str = "script"
+    #: A default lock for this entry's jobs: never two at once on this host.
+    lock: str = ""
 
     def argv(self) -> list[str]:
         """Return the command line: ``[interpreter..., path]`` or ``[path]`` (never a shell)."""
@@ -35,7 +37,10 @@ class ManifestEntry:
 
     def to_wire(self) -> dict[str, str]:
         """Return what the hub may see: name and description, never the path."""
-        return {"name": self.name, "description": self.description}
+        wire = {"name": self.name, "description": self.description}
+        if self.lock:
+            wire["lock"] = self.lock
+        return wire
 
 
 @dataclass
@@ -88,6 +93,9 @@ def parse_entry(item: Any, scripts_dir: str, kind: str) -> ManifestEntry:
     description = item.get("description", "")
     if not isinstance(description, str):
         raise ManifestError(f"{name}: 'description' must be a string")
+    lock = item.get("lock", "")
+    if not isinstance(lock, str) or len(lock) > 200:
+        raise ManifestError(f"{name}: 'lock' must be a string of at most 200 characters")
     try:
         interpreter = _interpreter(item.get("interpreter"))
         real = resolve_inside(path, scripts_dir)
@@ -97,7 +105,7 @@ def parse_entry(item: Any, scripts_dir: str, kind: str) -> ManifestEntry:
         raise ManifestError(f"{name}: file {path!r} not found in SCRIPTS_DIR")
     if kind == "script" and not interpreter and not os.access(real, os.X_OK):
         raise ManifestError(f"{name}: {path!r} is not executable (chmod +x or set 'interpreter')")
-    return ManifestEntry(name.strip(), real, description, interpreter, kind)
+    return ManifestEntry(name.strip(), real, description, interpreter, kind, lock.strip())
 
 
 def parse_manifest(data: Any, scripts_dir: str) -> Manifest:

@@ -15,7 +15,15 @@ from typing import Any
 
 from flask import Flask
 
-from orchestrator.services import dispatch, fanout_progress, lifecycle, notify, outbox, webhooks
+from orchestrator.services import (
+    dispatch,
+    fanout_progress,
+    lifecycle,
+    locks,
+    notify,
+    outbox,
+    webhooks,
+)
 from orchestrator.services.events import EVENT_RECORDED
 from orchestrator.services.outbox import Mode, Subscriber
 
@@ -32,6 +40,9 @@ SUBSCRIBERS = (
     # Completion is re-checked by maintenance (complete_finished_fanouts) if this is lost.
     Subscriber("fanout_settle", lifecycle.JOB_FINISHED, fanout_progress.settle,
                Mode.AFTER_COMMIT, accepts=_has("fanout_id")),
+    # A lock or group holder ended: queue the next waiter with the finish (locks module).
+    Subscriber("lock_waiters", lifecycle.JOB_FINISHED, locks.requeue_waiters,
+               Mode.IN_TRANSACTION),
     # Waiters re-read the row every few seconds; the lease guard makes withdrawal optional.
     Subscriber("wake_waiters", lifecycle.JOB_FINISHED, dispatch.wake_waiters, Mode.AFTER_COMMIT),
     Subscriber("withdraw", lifecycle.JOB_FINISHED, dispatch.withdraw_finished,

@@ -76,6 +76,7 @@ def register_blueprints(app: Flask) -> None:
         auth,
         deliveries,
         fanouts,
+        fleet,
         health,
         integrations,
         jobs,
@@ -87,7 +88,7 @@ def register_blueprints(app: Flask) -> None:
 
     for module in (health, auth, api_keys, agent_protocol, agents, jobs, metrics,
                    schedules, integrations, admin_integrations, webhook_settings, deliveries,
-                   prometheus, fanouts):
+                   prometheus, fanouts, fleet):
         api.register_blueprint(module.blp)
     _serve_swagger_assets(app)
 

@@ -43,7 +43,7 @@ from orchestrator.models import (
     StopReason,
     utcnow,
 )
-from orchestrator.services import lifecycle
+from orchestrator.services import lifecycle, rollout
 from orchestrator.services.events import record_event
 
 OPEN_STATUSES = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
@@ -159,7 +159,8 @@ def complete_finished_fanouts() -> int:
 def has_rules(fanout: Fanout) -> bool:
     """Whether finishing a job can release, stop or cancel others (else only completion)."""
     stages = fanout.stages or []
-    return (len(stages) > 1 or fanout.error_limit is not None or fanout.stop_reason is not None
+    return (len(stages) > 1 or fanout.paused_at is not None or fanout.error_limit is not None
+            or fanout.stop_reason is not None
             or any(stage.get("max_concurrency") is not None for stage in stages))
 
 
@@ -189,6 +190,8 @@ def release(fanout: Fanout, tally: Tally) -> None:
     """Release held jobs of the current stage into free window slots; when the stage
     finished with every job successful, move on to the next one."""
     stage = fanout.current_stage
+    if fanout.paused_at is not None:  # rollout.pause: nothing new starts
+        return
     while True:
         in_flight = tally.count(stage=stage, held=False, statuses=OPEN_STATUSES)
         waiting = tally.count(stage=stage, held=True, statuses=(JobStatus.PENDING.value,))
@@ -196,6 +199,8 @@ def release(fanout: Fanout, tally: Tally) -> None:
             last = stage + 1 >= len(fanout.stages)
             size = tally.count(stage=stage)
             if last or tally.count(stage=stage, statuses=(JobStatus.SUCCESS.value,)) < size:
+                return
+            if rollout.holds_next_stage(fanout, stage):  # approval gate or bake time
                 return
             stage += 1
             fanout.current_stage = stage

@@ -13,7 +13,7 @@ import logging
 
 from orchestrator.extensions import db
 from orchestrator.models import utcnow
-from orchestrator.services import agents, fanout_progress, leases
+from orchestrator.services import agent_control, agents, fanout_progress, leases, rollout
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,8 @@ def run_maintenance() -> dict[str, int]:
             "jobs_lost": leases.fail_lost_jobs(now),
             "jobs_reconciled": leases.reconcile_lost_jobs(now),
             "fanouts_completed": fanout_progress.complete_finished_fanouts(),
+            "fanouts_baked": rollout.open_baked_gates(),
+            "agents_drained": agent_control.finish_drains(),
         }
     finally:
         db.session.remove()
