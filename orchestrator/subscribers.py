@@ -22,6 +22,7 @@ from orchestrator.services import (
     locks,
     notify,
     outbox,
+    schedule_rules,
     webhooks,
 )
 from orchestrator.services.events import EVENT_RECORDED
@@ -43,6 +44,9 @@ SUBSCRIBERS = (
     # A lock or group holder ended: queue the next waiter with the finish (locks module).
     Subscriber("lock_waiters", lifecycle.JOB_FINISHED, locks.requeue_waiters,
                Mode.IN_TRANSACTION),
+    # Dead-man's switch recovery and pause_after_failures decide with the finish.
+    Subscriber("schedule_rules", lifecycle.JOB_FINISHED, schedule_rules.on_job_finished,
+               Mode.IN_TRANSACTION, accepts=_has("schedule_id")),
     # Waiters re-read the row every few seconds; the lease guard makes withdrawal optional.
     Subscriber("wake_waiters", lifecycle.JOB_FINISHED, dispatch.wake_waiters, Mode.AFTER_COMMIT),
     Subscriber("withdraw", lifecycle.JOB_FINISHED, dispatch.withdraw_finished,

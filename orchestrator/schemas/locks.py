@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 NAME = validate.Length(1, 200)
+DURATION_RE = re.compile(r"^\s*(\d{1,7})\s*([smhd]?)\s*$")
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Duration(fields.Field):
+    """A duration: seconds, or ``"90s"``, ``"10m"``, ``"26h"``, ``"7d"``; loads as seconds
+    (``"auto"`` is kept for the service to derive)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if value == "auto":
+            return value
+        match = DURATION_RE.match(str(value)) if not isinstance(value, bool) else None
+        if match is None or int(match.group(1)) == 0:
+            raise ValidationError('Give a duration: seconds, or e.g. "10m", "26h", "7d".')
+        return int(match.group(1)) * UNITS[match.group(2)]
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        return value
 
 
 class LockFieldsSchema(Schema):

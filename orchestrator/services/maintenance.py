@@ -13,7 +13,14 @@ import logging
 
 from orchestrator.extensions import db
 from orchestrator.models import utcnow
-from orchestrator.services import agent_control, agents, fanout_progress, leases, rollout
+from orchestrator.services import (
+    agent_control,
+    agents,
+    fanout_progress,
+    leases,
+    rollout,
+    schedule_rules,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +38,7 @@ def run_maintenance() -> dict[str, int]:
             "fanouts_completed": fanout_progress.complete_finished_fanouts(),
             "fanouts_baked": rollout.open_baked_gates(),
             "agents_drained": agent_control.finish_drains(),
+            "schedules_missed": schedule_rules.check_expected_successes(now),
         }
     finally:
         db.session.remove()
