@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from orchestrator.extensions import db
 from orchestrator.models import Agent, Job, JobStatus, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import agents, audit
+from orchestrator.services import agents, audit, lifecycle
 
 #: A paused agent's poll answers (empty) after at most this many seconds.
 PAUSED_POLL_SECONDS = 5.0
@@ -29,6 +29,17 @@ OPEN_STATUSES = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
 def refuses_work(agent: Agent) -> bool:
     """Whether ``agent`` must get no new job now (paused, or draining by request)."""
     return agent.is_paused() or agent.drain_requested_at is not None
+
+
+def accepts_jobs(agent_id: str, now: datetime) -> sa.ColumnElement[bool]:
+    """Lease condition: the agent is not paused or draining (a poll that was already
+    waiting when the pause came must not take a job). A refused job waits for
+    ``resume_agent``, which queues it again."""
+    return ~sa.exists().where(
+        Agent.id == agent_id,
+        sa.or_(Agent.drain_requested_at.is_not(None),
+               sa.and_(Agent.paused_at.is_not(None),
+                       sa.or_(Agent.paused_until.is_(None), Agent.paused_until > now))))
 
 
 def idle_poll(wait: float) -> dict[str, Any]:
@@ -57,8 +68,20 @@ def resume_agent(name: str) -> Agent:
     agent.paused_at = agent.paused_until = agent.pause_note = agent.paused_by = None
     agent.drain_requested_at = None
     audit.record("agent.resume", agent.name)
+    requeue_refused(agent)
     db.session.flush()
     return agent
+
+
+def requeue_refused(agent: Agent) -> None:
+    """Queue again the jobs a poll popped but could not lease while ``agent`` was paused:
+    its own, and those of the pools it is in (a duplicate id is harmless)."""
+    waiting = [Job.status == JobStatus.PENDING.value, Job.lease_expires_at.is_(None),
+               Job.held.is_(False), Job.cancel_requested_at.is_(None)]
+    mine = sa.and_(Job.agent_id == agent.id)
+    pooled = sa.and_(Job.agent_id.is_(None), Job.pool.in_(list(agent.tags or [])))
+    jobs = db.session.execute(db.select(Job).where(*waiting, sa.or_(mine, pooled))).scalars()
+    lifecycle.queue_jobs(jobs)
 
 
 def drain_agent(principal: Principal, name: str, note: str | None = None) -> Agent:

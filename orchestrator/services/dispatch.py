@@ -265,7 +265,7 @@ def lease(job_id: str, agent: PollingAgent) -> bool:
             sa.or_(Job.expires_at.is_(None), Job.expires_at > now),
             sa.or_(Job.agent_id == agent.id, sa.and_(Job.pool.is_not(None),
                                                      Job.agent_id.is_(None))),
-            locks.may_start(agent.id),
+            locks.may_start(agent.id), agent_control.accepts_jobs(agent.id, now),
         ).values(agent_id=agent.id, agent_name=agent.name, lease_expires_at=lease_until,
                  dispatched_at=now, dispatch_count=Job.dispatch_count + 1)
         .execution_options(synchronize_session=False)
