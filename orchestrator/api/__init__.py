@@ -73,6 +73,7 @@ def register_blueprints(app: Flask) -> None:
         agent_protocol,
         agents,
         api_keys,
+        audit_trail,
         auth,
         deliveries,
         fanouts,
@@ -90,6 +91,7 @@ def register_blueprints(app: Flask) -> None:
                    schedules, integrations, admin_integrations, webhook_settings, deliveries,
                    prometheus, fanouts, fleet):
         api.register_blueprint(module.blp)
+    audit_trail.init_app(app)
     _serve_swagger_assets(app)
 
 

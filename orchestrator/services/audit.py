@@ -15,11 +15,11 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, g, has_request_context, request
 
+from orchestrator.config import DEFAULT_AUDIT_RETENTION_DAYS
 from orchestrator.extensions import db
 from orchestrator.models import AuditEntry, utcnow
 from orchestrator.tenancy import current_tenant_id
 
-DEFAULT_AUDIT_RETENTION_DAYS = 365
 MAX_PAGE = 500
 
 
