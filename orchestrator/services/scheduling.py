@@ -195,7 +195,7 @@ def list_runs(schedule_id: str, limit: int = 100) -> list[dict[str, Any]]:
     jobs = {job.id: job for job in db.session.execute(
         db.select(Job).where(Job.id.in_(job_ids))).scalars()} if job_ids else {}
     return [{"id": run.id, "fire_time": run.fire_time, "outcome": run.outcome,
-             "reason": run.reason, "created_at": run.created_at,
+             "reason": run.reason, "created_at": run.created_at, "fanout_id": run.fanout_id,
              "jobs": [_job_brief(jobs.get(job_id), job_id) for job_id in run.job_ids or []]}
             for run in runs]
 
