@@ -147,6 +147,20 @@ def open_baked_gates() -> int:
     return len(due)
 
 
+LATE_ERRORS = ("agent_lost", "agent_restarted")
+
+
+def record_late_result(job: Job, data: dict[str, Any]) -> None:
+    """A result for a job the hub already ended as lost: keep the first verdict (the
+    lifecycle never moves a terminal job) and record the late one beside it."""
+    if job.error not in LATE_ERRORS or job.late_result is not None:
+        return
+    job.late_result = {"status": data.get("status"), "exit_code": data.get("exit_code"),
+                       "duration_ms": data.get("duration_ms"),
+                       "received_at": _iso(utcnow())}
+    db.session.flush()
+
+
 def target_state(job: Job) -> str:
     """What happened to one target, honestly: not_started, never_delivered, lost, ..."""
     if job.status == JobStatus.PENDING.value:
@@ -157,7 +171,7 @@ def target_state(job: Job) -> str:
         return "not_started"
     if job.status == JobStatus.EXPIRED.value:
         return "never_delivered"
-    if job.error == "agent_lost":
+    if job.error in LATE_ERRORS:
         return "lost_late_result" if job.late_result else "lost"
     return job.status
 
