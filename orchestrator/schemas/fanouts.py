@@ -89,6 +89,8 @@ class FanoutSummarySchema(Schema):
 
 
 class FanoutAgentSchema(Schema):
+    script = fields.String(metadata={"description": "What ran (a stage's verify script "
+                                                   "shows here)."})
     agent = fields.String(allow_none=True)
     job_id = fields.String()
     status = fields.String(metadata={"enum": [s.value for s in JobStatus]})

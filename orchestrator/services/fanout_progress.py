@@ -159,7 +159,8 @@ def complete_finished_fanouts() -> int:
 def has_rules(fanout: Fanout) -> bool:
     """Whether finishing a job can release, stop or cancel others (else only completion)."""
     stages = fanout.stages or []
-    return (len(stages) > 1 or fanout.paused_at is not None or fanout.error_limit is not None
+    return (len(stages) > 1 or fanout.paused_at is not None or rollout.has_verify(fanout)
+            or fanout.error_limit is not None
             or fanout.stop_reason is not None
             or any(stage.get("max_concurrency") is not None for stage in stages))
 
@@ -182,6 +183,8 @@ def advance(fanout: Fanout) -> None:
         tally = Tally.load(fanout.id)
     if fanout.stop_reason not in (StopReason.MAX_ERRORS.value, StopReason.CANCELLED.value):
         release(fanout, tally)
+        if sum(tally.counts.values()) != fanout.total:  # verify jobs were added
+            tally = Tally.load(fanout.id)
     if tally.count(statuses=OPEN_STATUSES) == 0:
         complete(fanout, tally)
 
@@ -198,9 +201,11 @@ def release(fanout: Fanout, tally: Tally) -> None:
         if waiting == 0 and in_flight == 0:
             last = stage + 1 >= len(fanout.stages)
             size = tally.count(stage=stage)
-            if last or tally.count(stage=stage, statuses=(JobStatus.SUCCESS.value,)) < size:
+            if tally.count(stage=stage, statuses=(JobStatus.SUCCESS.value,)) < size:
                 return
-            if rollout.holds_next_stage(fanout, stage):  # approval gate or bake time
+            if rollout.start_verify(fanout, stage):  # the stage's verify script first
+                return
+            if last or rollout.holds_next_stage(fanout, stage):  # approval gate, bake time
                 return
             stage += 1
             fanout.current_stage = stage

@@ -32,7 +32,7 @@ def job_rows(fanout_id: str) -> list[Job]:
 
 
 def agent_row(job: Job) -> dict[str, Any]:
-    return {"agent": job.agent_name, "job_id": job.id, "status": job.status,
+    return {"agent": job.agent_name, "job_id": job.id, "script": job.script, "status": job.status,
             "exit_code": job.exit_code, "duration_ms": job.duration_ms,
             "stage": job.fanout_stage, "error": job.error, "held": job.held,
             "started_at": job.started_at, "completed_at": job.completed_at,

@@ -73,6 +73,39 @@ def holds_next_stage(fanout: Fanout, stage: int) -> bool:
     return False
 
 
+def has_verify(fanout: Fanout) -> bool:
+    return any((stage.get("selector") or {}).get("verify") for stage in fanout.stages or [])
+
+
+def start_verify(fanout: Fanout, stage: int) -> bool:
+    """When ``stage`` succeeded and names a ``verify`` script not run yet: create one verify
+    job per agent of the stage (part of the stage: a failing one fails it) and queue them."""
+    plan = _stage(fanout, stage)
+    script = (plan.get("selector") or {}).get("verify")
+    if not script or plan.get("verify_started_at"):
+        return False
+    from orchestrator.services import lifecycle  # noqa: PLC0415 - fanout_progress imports us
+
+    done = list(db.session.execute(
+        db.select(Job).where(Job.fanout_id == fanout.id, Job.fanout_stage == stage,
+                             Job.status == JobStatus.SUCCESS.value)
+        .order_by(Job.fanout_seq)).scalars())
+    last_seq = db.session.execute(sa.select(sa.func.max(Job.fanout_seq))
+                                  .where(Job.fanout_id == fanout.id)).scalar() or 0
+    jobs = [Job(tenant_id=fanout.tenant_id, agent_id=job.agent_id, agent_name=job.agent_name,
+                kind="script", script=script, params=dict(fanout.params or {}), variables={},
+                status=JobStatus.PENDING.value, timeout=fanout.timeout,
+                created_by=fanout.created_by, created_at=utcnow(), stdout="", stderr="",
+                truncated={}, fanout_id=fanout.id, fanout_stage=stage,
+                fanout_seq=last_seq + 1 + index, held=False, schedule_id=fanout.schedule_id)
+            for index, job in enumerate(done)]
+    _mark_stage(fanout, stage, verify_started_at=_iso(utcnow()))
+    fanout.total += len(jobs)
+    db.session.add_all(jobs)
+    lifecycle.queue_jobs(jobs)
+    return bool(jobs)
+
+
 def display_status(fanout: Fanout) -> str:
     """The status users see: a running fan-out says what it waits for."""
     if fanout.status != FanoutStatus.RUNNING.value:

@@ -112,3 +112,23 @@ def test_rerun_runs_exactly_the_failed_and_not_started_agents(
     status, body = live_hub.call("POST", f"/fanouts/{rerun['fanout_id']}/rerun", token,
                                  {"only": ["bogus"]})
     assert status == 422
+
+
+def test_a_failing_verify_fails_its_stage_and_a_passing_one_lets_the_next_start(
+        live_hub: LiveHub, operator: dict[str, Any],
+        start_agent: Callable[..., AgentProc]) -> None:
+    token = operator["token"]
+    start_fleet(live_hub, operator, start_agent, {"canary": "web", "main-1": "web"})
+    stages = [{"agents": ["canary"]}, {"agents": ["main-1"]}]
+    failing = fan_out(live_hub, token, stages=[{**stages[0], "verify": "fail.sh"}, stages[1]])
+    done = wait_done(live_hub, token, failing["fanout_id"])
+    assert done["status"] == "failed" and done["stop_reason"] == "stage_failed", done
+    assert [(r["agent"], r["script"], r["status"]) for r in done["agents"]] == [
+        ("canary", "deploy.sh", "success"), ("main-1", "deploy.sh", "cancelled"),
+        ("canary", "fail.sh", "failed")]
+    passing = fan_out(live_hub, token, stages=[{**stages[0], "verify": "hello.sh"}, stages[1]])
+    done = wait_done(live_hub, token, passing["fanout_id"])
+    assert done["status"] == "success", done
+    rows = {(r["agent"], r["script"]): r for r in done["agents"]}
+    assert moment(rows[("main-1", "deploy.sh")]["started_at"]) >= moment(
+        rows[("canary", "hello.sh")]["completed_at"])
