@@ -72,3 +72,19 @@ def test_pause_after_failures_pauses_and_says_why_but_a_cancel_never_counts(
     sim.result(run["job_ids"][0], "failed", exit_code=1)
     schedule = ws.client.get(f"/schedules/{made['id']}", headers=ws.headers).json
     assert schedule["enabled"] is False and "2 consecutive" in schedule["paused_reason"]
+
+
+def test_drain_pauses_then_deregisters_once_idle(app: Flask, ws: Workspace) -> None:
+    sim = ws.agent()
+    running = ws.trigger_id()
+    sim.take(running)
+    drained = ws.client.post("/agents/agent-1/drain", headers=ws.headers, json={"note": "bye"})
+    assert drained.status_code == 200 and drained.json["paused"] is True
+    assert drained.json["drain_requested_at"]
+    waiting = ws.trigger_id()
+    assert sim.poll_jobs() == [], "a draining agent gets nothing new"
+    assert maintain(app)["agents_drained"] == 0, "still running a job"
+    sim.result(running, "success", exit_code=0)
+    assert maintain(app)["agents_drained"] == 1
+    assert ws.client.get("/agents/agent-1", headers=ws.headers).status_code == 404
+    assert ws.job(waiting)["error"] == "agent_deregistered"
