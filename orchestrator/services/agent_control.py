@@ -78,7 +78,7 @@ def requeue_refused(agent: Agent) -> None:
     its own, and those of the pools it is in (a duplicate id is harmless)."""
     waiting = [Job.status == JobStatus.PENDING.value, Job.lease_expires_at.is_(None),
                Job.held.is_(False), Job.cancel_requested_at.is_(None)]
-    mine = sa.and_(Job.agent_id == agent.id)
+    mine = Job.agent_id == agent.id
     pooled = sa.and_(Job.agent_id.is_(None), Job.pool.in_(list(agent.tags or [])))
     jobs = db.session.execute(db.select(Job).where(*waiting, sa.or_(mine, pooled))).scalars()
     lifecycle.queue_jobs(jobs)
@@ -98,6 +98,20 @@ def control_state(agent: Agent) -> dict[str, Any]:
     return {"paused": agent.is_paused(), "paused_at": agent.paused_at,
             "paused_until": agent.paused_until, "pause_note": agent.pause_note,
             "drain_requested_at": agent.drain_requested_at}
+
+
+def end_expired_pauses(now: datetime | None = None) -> int:
+    """Maintenance: a pause whose ``until`` passed ends; what it refused is queued again."""
+    now = now or utcnow()
+    expired = list(db.session.execute(
+        db.select(Agent).where(Agent.paused_at.is_not(None), Agent.paused_until <= now,
+                               Agent.drain_requested_at.is_(None))
+        .execution_options(all_tenants=True)).scalars())
+    for agent in expired:
+        agent.paused_at = agent.paused_until = agent.pause_note = agent.paused_by = None
+        requeue_refused(agent)
+    db.session.commit()
+    return len(expired)
 
 
 def finish_drains() -> int:

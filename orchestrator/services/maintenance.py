@@ -38,6 +38,7 @@ def run_maintenance() -> dict[str, int]:
             "fanouts_completed": fanout_progress.complete_finished_fanouts(),
             "fanouts_baked": rollout.open_baked_gates(),
             "agents_drained": agent_control.finish_drains(),
+            "agent_pauses_ended": agent_control.end_expired_pauses(now),
             "schedules_missed": schedule_rules.check_expected_successes(now),
         }
     finally:

@@ -9,6 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from orchestrator.extensions import db
+from orchestrator.models import Agent
+from orchestrator.models import utcnow as now
 from tests.orchestrator.agent_sim import Workspace, workspace
 from tests.orchestrator.test_leases import event_types, expire, maintain
 
@@ -88,3 +91,25 @@ def test_drain_pauses_then_deregisters_once_idle(app: Flask, ws: Workspace) -> N
     assert maintain(app)["agents_drained"] == 1
     assert ws.client.get("/agents/agent-1", headers=ws.headers).status_code == 404
     assert ws.job(waiting)["error"] == "agent_deregistered"
+
+
+def test_a_pause_with_until_ends_by_itself_and_the_refused_job_runs(
+        app: Flask, ws: Workspace) -> None:
+    sim = ws.agent()
+    until = "2020-01-01T00:00:00Z"  # already over: the next upkeep ends the pause
+    paused = ws.client.post("/agents/agent-1/pause", headers=ws.headers, json={"until": until})
+    assert paused.status_code == 200
+    with app.app_context():
+        agent = db.session.execute(db.select(Agent).execution_options(all_tenants=True)
+                                   ).scalar_one()
+        agent.paused_until = now().replace(year=now().year + 1)  # pause for real first
+        db.session.commit()
+    job_id = ws.trigger_id()
+    assert sim.poll_jobs() == []
+    with app.app_context():
+        agent = db.session.execute(db.select(Agent).execution_options(all_tenants=True)
+                                   ).scalar_one()
+        agent.paused_until = now()
+        db.session.commit()
+    assert maintain(app)["agent_pauses_ended"] == 1
+    assert [j["job_id"] for j in sim.poll_jobs()] == [job_id]
