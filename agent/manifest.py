@@ -31,6 +31,8 @@ class ManifestEntry:
     interpreter: tuple[str, ...] = ()
     kind: str = "script"
     params: tuple[ParamSpec, ...] = ()
+    #: A default lock for this entry's jobs: never two at once on this host.
+    lock: str = ""
 
     def argv(self) -> list[str]:
         """Return the command line: ``[interpreter..., path]`` or ``[path]`` (never a shell)."""
@@ -41,6 +43,8 @@ class ManifestEntry:
         wire: dict[str, Any] = {"name": self.name, "description": self.description}
         if self.kind == "script":
             wire["params"] = [spec.to_wire() for spec in self.params]
+        if self.lock:
+            wire["lock"] = self.lock
         return wire
 
 
@@ -97,6 +101,9 @@ def parse_entry(item: Any, scripts_dir: str, kind: str) -> ManifestEntry:
     description = item.get("description", "")
     if not isinstance(description, str):
         raise ManifestError(f"{name}: 'description' must be a string")
+    lock = item.get("lock", "")
+    if not isinstance(lock, str) or len(lock) > 200:
+        raise ManifestError(f"{name}: 'lock' must be a string of at most 200 characters")
     try:
         interpreter = _interpreter(item.get("interpreter"))
         real = resolve_inside(path, scripts_dir)
@@ -109,7 +116,8 @@ def parse_entry(item: Any, scripts_dir: str, kind: str) -> ManifestEntry:
         raise ManifestError(f"{name}: file {path!r} not found in SCRIPTS_DIR")
     if kind == "script" and not interpreter and not os.access(real, os.X_OK):
         raise ManifestError(f"{name}: {path!r} is not executable (chmod +x or set 'interpreter')")
-    return ManifestEntry(name.strip(), real, description, interpreter, kind, params)
+    return ManifestEntry(name.strip(), real, description, interpreter, kind, params,
+                         lock.strip())
 
 
 def parse_manifest(data: Any, scripts_dir: str) -> Manifest:

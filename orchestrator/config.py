@@ -26,6 +26,8 @@ DEFAULT_HEARTBEAT_INTERVAL = 60
 DEFAULT_OFFLINE_AFTER_MISSED = 3
 #: Seconds an authenticated API key is served from memory (revocations apply at once anyway).
 DEFAULT_API_KEY_CACHE_SECONDS = 5.0
+#: Days the audit log keeps an entry (``GET /audit``).
+DEFAULT_AUDIT_RETENTION_DAYS = 365
 DEFAULT_AUTH_RATE_LIMIT = "20 per minute"
 DEFAULT_AUTH_IP_RATE_LIMIT = "60 per minute"
 DEFAULT_WEBHOOK_TIMEOUT = 10.0
@@ -87,6 +89,7 @@ ENV_SETTINGS: tuple[tuple[str, str, type], ...] = (
     ("MAX_CONTENT_LENGTH", "MAX_CONTENT_LENGTH", int),
     ("TRUSTED_PROXIES", "TRUSTED_PROXIES", int),
     ("OUTBOUND_ALLOW", "OUTBOUND_ALLOW", str),
+    ("AUDIT_RETENTION_DAYS", "AUDIT_RETENTION_DAYS", int),
     ("WEBHOOK_BLOCK_PRIVATE", "WEBHOOK_BLOCK_PRIVATE", env_bool),
     ("WEBHOOK_TIMEOUT", "WEBHOOK_TIMEOUT", float),
     ("WEBHOOK_RETRY_DELAYS", "WEBHOOK_RETRY_DELAYS", str),
@@ -158,6 +161,7 @@ def default_settings() -> dict[str, Any]:
         "MAX_SMALL_BODY": DEFAULT_MAX_SMALL_BODY,
         "TRUSTED_PROXIES": 0,
         "OUTBOUND_ALLOW": "",
+        "AUDIT_RETENTION_DAYS": DEFAULT_AUDIT_RETENTION_DAYS,
         # Library settings that are not meant to be changed by users.
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "JSON_SORT_KEYS": False,

@@ -17,6 +17,7 @@ PERIODIC_TASKS: list[tuple[float, str]] = [
     (2, "orchestrator.services.maintenance:run_maintenance"),
     (1, "orchestrator.services.scheduling:fire_due_schedules"),
     (1, "orchestrator.services.outbox:relay_due"),
+    (3600, "orchestrator.services.audit:purge_expired"),
 ]
 
 PERIODIC_TASKS_ENV = "SCRIPTMESH_PERIODIC_TASKS"

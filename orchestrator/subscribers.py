@@ -22,8 +22,10 @@ from orchestrator.services import (
     integration_hooks,
     job_changes,
     lifecycle,
+    locks,
     notify,
     outbox,
+    schedule_rules,
     webhooks,
 )
 from orchestrator.services.ai import analysis
@@ -44,6 +46,12 @@ SUBSCRIBERS = (
     # Completion is re-checked by maintenance (complete_finished_fanouts) if this is lost.
     Subscriber("fanout_settle", lifecycle.JOB_FINISHED, fanout_progress.settle,
                Mode.AFTER_COMMIT, accepts=_has("fanout_id")),
+    # A lock or group holder ended: queue the next waiter with the finish (locks module).
+    Subscriber("lock_waiters", lifecycle.JOB_FINISHED, locks.requeue_waiters,
+               Mode.IN_TRANSACTION),
+    # Dead-man's switch recovery and pause_after_failures decide with the finish.
+    Subscriber("schedule_rules", lifecycle.JOB_FINISHED, schedule_rules.on_job_finished,
+               Mode.IN_TRANSACTION, accepts=_has("schedule_id")),
     # Waiters re-read the row every few seconds; the lease guard makes withdrawal optional.
     Subscriber("wake_waiters", lifecycle.JOB_FINISHED, dispatch.wake_waiters, Mode.AFTER_COMMIT),
     Subscriber("followers_finished", lifecycle.JOB_FINISHED, job_changes.announce_payload,

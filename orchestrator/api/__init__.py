@@ -77,9 +77,11 @@ def register_blueprints(app: Flask) -> None:
         agents,
         ai,
         api_keys,
+        audit_trail,
         auth,
         deliveries,
         fanouts,
+        fleet,
         git_hooks,
         health,
         integrations,
@@ -92,8 +94,9 @@ def register_blueprints(app: Flask) -> None:
 
     for module in (health, auth, api_keys, agent_protocol, agents, jobs, metrics,
                    schedules, integrations, admin_integrations, webhook_settings, deliveries,
-                   prometheus, fanouts, ai, git_hooks):
+                   prometheus, fanouts, ai, git_hooks, fleet):
         api.register_blueprint(module.blp)
+    audit_trail.init_app(app)
     document_error_responses(api.spec)
     _serve_swagger_assets(app)
 

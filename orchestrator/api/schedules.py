@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask.views import MethodView
@@ -9,6 +10,9 @@ from flask.views import MethodView
 from orchestrator.api import Blueprint
 from orchestrator.models import Scope
 from orchestrator.schemas.schedules import (
+    BackfillAnswerSchema,
+    BackfillSchema,
+    MissedListSchema,
     RunNowSchema,
     ScheduleCreateSchema,
     SchedulePageSchema,
@@ -115,3 +119,30 @@ class ScheduleRuns(MethodView):
         """What happened at each fire time, newest first: the jobs created, skips
         (overlap), missed fire times (scheduler down) and failures."""
         return {"runs": scheduling.list_runs(schedule_id)}
+
+
+@blp.route("/schedules/<schedule_id>/missed")
+class ScheduleMissed(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, MissedListSchema)
+    @require_scope(Scope.READ)
+    def get(self, schedule_id: str) -> dict[str, Any]:
+        """Missed fires, newest first: fire times the scheduler was too late for, and
+        windows of ``expect_success_every`` without a successful run."""
+        return {"missed": scheduling.missed_runs(schedule_id)}
+
+
+@blp.route("/schedules/<schedule_id>/backfill")
+class ScheduleBackfill(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(BackfillSchema)
+    @blp.response(201, BackfillAnswerSchema)
+    @require_scope(Scope.OPERATOR)
+    def post(self, data: dict[str, Any], schedule_id: str) -> dict[str, Any]:
+        """Run the schedule's fire times between ``from`` and ``to`` now, once each."""
+        return {"runs": scheduling.backfill(schedule_id, _aware(data["from_"]),
+                                             _aware(data["to"]))}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -13,7 +13,6 @@ from orchestrator.dashboard.pages import flash_error, page, query_args
 from orchestrator.errors import ScriptMeshError
 from orchestrator.extensions import db
 from orchestrator.services import fanout_report
-from orchestrator.services.fanout_pages import fanout_report_rows
 
 AGENTS_PER_PAGE = 100
 #: Agent names shown per result group (the rest are counted, and listed by the drill-down).
@@ -59,7 +58,7 @@ def _progress(report: dict[str, Any]) -> dict[str, Any]:
 
 @bp.route("/fanouts/<fanout_id>")
 def fanout(fanout_id: str) -> tuple[str, int]:
-    report = fanout_report_rows(fanout_id)
+    report = fanout_report.fanout_report(fanout_id)
     rows = report["agents"]
     pages = max(1, math.ceil(len(rows) / AGENTS_PER_PAGE))
     try:
@@ -78,7 +77,7 @@ def fanout(fanout_id: str) -> tuple[str, int]:
 
 @bp.route("/fanouts/<fanout_id>.json")
 def fanout_json(fanout_id: str) -> Response:
-    return jsonify(_progress(fanout_report_rows(fanout_id)))
+    return jsonify(_progress(fanout_report.fanout_report(fanout_id)))
 
 
 @bp.route("/fanouts/<fanout_id>/cancel", methods=["POST"])

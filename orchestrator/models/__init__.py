@@ -3,6 +3,7 @@
 from orchestrator.models.agent import Agent
 from orchestrator.models.ai import AiAnalysis, AiConfig, GlobalAiConfig
 from orchestrator.models.api_key import ApiKey, Scope
+from orchestrator.models.audit import AlertState, AuditEntry
 from orchestrator.models.base import Base, TenantScoped, utcnow
 from orchestrator.models.delivery import Delivery, WebhookSecret
 from orchestrator.models.event import Event
@@ -17,6 +18,7 @@ from orchestrator.models.schedule import Schedule, ScheduleRun
 from orchestrator.models.tenant import EmailCode, RefreshToken, Tenant, User
 
 __all__ = [
+    "AlertState", "AuditEntry",
     "Agent", "ApiKey", "Base", "EmailCode", "Event", "Job", "JobStatus", "JobStep",
     "OutboxMessage", "RefreshToken", "RevokedToken", "StepStatus",
     "Scope", "TERMINAL_STATUSES", "Tenant", "TenantScoped", "User", "utcnow",

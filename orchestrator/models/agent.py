@@ -30,6 +30,14 @@ class Agent(TenantScoped, Base):
     #: "online" or "offline": the last recorded state, so transitions become events.
     status: Mapped[str] = mapped_column(sa.String(16), default="offline")
     draining: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    #: Paused by an operator (``POST /agents/{name}/pause``): no new jobs until resumed
+    #: (or until ``paused_until``); running ones finish.
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pause_note: Mapped[str | None] = mapped_column(sa.Text)
+    paused_by: Mapped[str | None] = mapped_column(sa.String(32))
+    #: ``POST /agents/{name}/drain``: paused, and deregistered once it runs nothing.
+    drain_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     running_job_ids: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     last_heartbeat: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: The interval the agent says it heartbeats at (None: the hub's HEARTBEAT_INTERVAL).
@@ -41,6 +49,12 @@ class Agent(TenantScoped, Base):
     def is_online(self, now: datetime | None = None) -> bool:
         """Online while the last sign of life is recent enough (see ``online_until``)."""
         return self.online_until is not None and self.online_until > (now or utcnow())
+
+    def is_paused(self, now: datetime | None = None) -> bool:
+        """Paused by an operator (a pause with ``paused_until`` ends by itself)."""
+        if self.paused_at is None:
+            return False
+        return self.paused_until is None or self.paused_until > (now or utcnow())
 
     def script_names(self) -> list[str]:
         return [entry.get("name") for entry in (self.manifest or {}).get("scripts", [])]

@@ -72,6 +72,17 @@ class Fanout(TenantScoped, Base):
     created_by: Mapped[str | None] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: What holds the next stage: "awaiting_approval" or "baking" (until ``gate_until``).
+    gate: Mapped[str | None] = mapped_column(sa.String(32))
+    gate_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Paused (``POST /fanouts/{id}/pause``): no new target starts; running ones finish.
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The fan-out this one re-runs (``POST /fanouts/{id}/rerun``).
+    rerun_of: Mapped[str | None] = mapped_column(sa.String(32))
+    schedule_id: Mapped[str | None] = mapped_column(sa.String(32))
+    verify_script: Mapped[str | None] = mapped_column(sa.String(255))
+    #: Job fields every target's job gets: {"lock", "concurrency_group", "concurrency_limit"}.
+    job_options: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
 
     @property
     def done(self) -> bool:

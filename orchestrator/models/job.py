@@ -81,6 +81,14 @@ class Job(TenantScoped, Base):
     schedule_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
     #: The latest AI diagnosis (``orchestrator.services.ai.analysis``), or None.
     diagnosis: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    #: At most one running job per agent holds a lock name (``orchestrator.services.locks``).
+    lock: Mapped[str | None] = mapped_column(sa.String(200))
+    #: At most ``concurrency_limit`` jobs of a group run at once across the tenant's fleet.
+    concurrency_group: Mapped[str | None] = mapped_column(sa.String(200))
+    concurrency_limit: Mapped[int | None] = mapped_column(sa.Integer)
+    #: A result that arrived after the hub had ended the job (e.g. ``agent_lost``):
+    #: ``{"status", "exit_code", "received_at"}``, kept beside the first verdict.
+    late_result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     created_by: Mapped[str | None] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

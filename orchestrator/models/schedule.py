@@ -50,6 +50,18 @@ class Schedule(TenantScoped, Base):
     coalesce: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     next_fire: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: {"lock", "concurrency_group", "concurrency_limit"} for every job it creates.
+    job_options: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    #: Fan-out rules for a schedule over several agents (tags, a list).
+    max_concurrency: Mapped[str | None] = mapped_column(sa.String(16))
+    max_errors: Mapped[str | None] = mapped_column(sa.String(16))
+    #: Dead-man's switch: seconds within which some run must succeed.
+    expect_success_every: Mapped[int | None] = mapped_column(sa.Integer)
+    #: When the open ``schedule.missed`` problem was raised (cleared by a success).
+    missed_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pause_after_failures: Mapped[int | None] = mapped_column(sa.Integer)
+    #: Why the hub disabled the schedule (e.g. after N consecutive failures).
+    paused_reason: Mapped[str | None] = mapped_column(sa.Text)
     created_by: Mapped[str | None] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -75,5 +87,7 @@ class ScheduleRun(TenantScoped, Base):
     #: "fired", "late", "manual", "skipped", "missed" or "failed".
     outcome: Mapped[str] = mapped_column(sa.String(16))
     job_ids: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    #: A schedule over several agents fires a fan-out.
+    fanout_id: Mapped[str | None] = mapped_column(sa.String(32))
     reason: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -56,6 +56,7 @@ class ManifestScriptSchema(ProtocolSchema):
                                 validate=validate.Length(max=2000))
     params = fields.List(fields.Nested(ManifestParamSchema), load_default=list,
                          validate=validate.Length(max=100))
+    lock = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
 
 
 class ManifestSchema(ProtocolSchema):
@@ -192,6 +193,20 @@ class AgentSchema(Schema):
     scripts = fields.Method("get_scripts")
     manifest_error = fields.String(allow_none=True)
     draining = fields.Boolean()
+    paused = fields.Method("get_paused")
+    paused_until = UTCDateTime(allow_none=True)
+    pause_note = fields.String(allow_none=True)
+    drain_requested_at = UTCDateTime(allow_none=True)
+    locks = fields.Method("get_locks", metadata={
+        "description": "Locks and concurrency groups its leased or running jobs hold."})
+
+    def get_paused(self, agent: object) -> bool:
+        return agent.is_paused()  # type: ignore[attr-defined]
+
+    def get_locks(self, agent: object) -> list[dict[str, object]]:
+        from orchestrator.services.locks import held_locks  # noqa: PLC0415 - schemas load first
+
+        return held_locks(agent)  # type: ignore[arg-type]
 
     def get_status(self, agent: object) -> str:
         return "online" if agent.is_online() else "offline"  # type: ignore[attr-defined]

@@ -67,7 +67,8 @@ class FanoutSummarySchema(Schema):
     script = fields.String(metadata={"description": "The script, or the flow for kind flow."})
     params = fields.Dict(keys=fields.String(), values=fields.String())
     variables = fields.Dict(allow_none=True)
-    status = fields.String(metadata={"enum": [s.value for s in FanoutStatus]})
+    status = fields.String(metadata={"enum": [*(s.value for s in FanoutStatus),
+                                              "awaiting_approval", "baking", "paused"]})
     done = fields.Boolean()
     stop_reason = fields.String(allow_none=True, metadata={
         "enum": ["max_errors", "stage_failed", "cancelled", None]})
@@ -79,9 +80,17 @@ class FanoutSummarySchema(Schema):
     current_stage = fields.Integer()
     created_at = UTCDateTime()
     completed_at = UTCDateTime(allow_none=True)
+    gate = fields.String(allow_none=True, metadata={
+        "description": "What holds the next stage: awaiting_approval or baking."})
+    gate_until = UTCDateTime(allow_none=True)
+    paused_at = UTCDateTime(allow_none=True)
+    rerun_of = fields.String(allow_none=True)
+    schedule_id = fields.String(allow_none=True)
 
 
 class FanoutAgentSchema(Schema):
+    script = fields.String(metadata={"description": "What ran (a stage's verify script "
+                                                   "shows here)."})
     agent = fields.String(allow_none=True)
     job_id = fields.String()
     status = fields.String(metadata={"enum": [s.value for s in JobStatus]})
@@ -92,6 +101,12 @@ class FanoutAgentSchema(Schema):
     held = fields.Boolean(metadata={"description": "Waiting for its turn (not queued yet)."})
     started_at = UTCDateTime(allow_none=True)
     completed_at = UTCDateTime(allow_none=True)
+    state = fields.String(metadata={
+        "description": "What happened to this target: waiting, queued, delivered, running, "
+                       "success, failed, not_started, never_delivered, lost, "
+                       "lost_late_result, ..."})
+    late_result = fields.Dict(allow_none=True, metadata={
+        "description": "A result that arrived after the job was declared lost."})
 
 
 class DiffGroupSchema(Schema):

@@ -157,6 +157,10 @@ class JobSummarySchema(Schema):
     started_at = UTCDateTime(allow_none=True)
     completed_at = UTCDateTime(allow_none=True)
     error = fields.String(allow_none=True)
+    late_result = fields.Dict(allow_none=True, metadata={
+        "description": "A result the agent sent after the hub had ended the job as lost."})
+    lock = fields.String(allow_none=True)
+    concurrency_group = fields.String(allow_none=True)
     timeout = fields.Integer()
     webhook_url = MaskedUrl(allow_none=True)
     idempotency_key = fields.String(allow_none=True)

@@ -11,13 +11,15 @@ from orchestrator.schemas.jobs import (
     validate_params,
     validate_variables,
 )
+from orchestrator.schemas.locks import Duration, LockFieldsSchema
 from orchestrator.schemas.patch import NonEmptyPatchSchema
+from orchestrator.schemas.targets import max_concurrency_field, max_errors_field
 
 OVERLAP_POLICIES = ("skip", "allow")
 NAME = validate.Length(1, 200)
 
 
-class ScheduleFieldsSchema(Schema):
+class ScheduleFieldsSchema(LockFieldsSchema):
     """Fields a client may set (all optional here; ``ScheduleCreateSchema`` requires some)."""
 
     name = fields.String(allow_none=True, validate=NAME)
@@ -52,6 +54,15 @@ class ScheduleFieldsSchema(Schema):
         "description": "Seconds a fire time may be late (scheduler down) and still run."})
     coalesce = fields.Boolean(metadata={
         "description": "Several late fire times within the grace run once (true) or each."})
+    max_concurrency = max_concurrency_field()
+    max_errors = max_errors_field()
+    expect_success_every = Duration(allow_none=True, metadata={
+        "description": 'Dead-man\'s switch: "26h", "90m", seconds, or "auto" (the cron '
+                       "interval plus misfire_grace_time). No successful run in that window "
+                       "raises schedule.missed; the next success, schedule.recovered."})
+    pause_after_failures = fields.Integer(allow_none=True, validate=validate.Range(1, 1000),
+                                          metadata={"description": "Disable the schedule "
+                                                    "after N consecutive failed runs."})
 
 
 class ScheduleCreateSchema(ScheduleFieldsSchema):
@@ -87,6 +98,14 @@ class ScheduleSchema(Schema):
     misfire_grace_time = fields.Integer()
     coalesce = fields.Boolean()
     last_fire_at = UTCDateTime(allow_none=True)
+    job_options = fields.Dict(allow_none=True, metadata={
+        "description": "lock, concurrency_group, concurrency_limit of its jobs."})
+    max_concurrency = fields.String(allow_none=True)
+    max_errors = fields.String(allow_none=True)
+    expect_success_every = fields.Integer(allow_none=True, metadata={"description": "Seconds."})
+    missed_since = UTCDateTime(allow_none=True)
+    pause_after_failures = fields.Integer(allow_none=True)
+    paused_reason = fields.String(allow_none=True)
     created_at = UTCDateTime()
     updated_at = UTCDateTime()
 
@@ -115,6 +134,8 @@ class ScheduleRunSchema(Schema):
         "description": "fired, manual, skipped (overlap), missed, coalesced or failed"})
     reason = fields.String(allow_none=True)
     created_at = UTCDateTime()
+    fanout_id = fields.String(allow_none=True, metadata={
+        "description": "Schedules over tags or several agents: the fire's fan-out."})
     jobs = fields.List(fields.Nested(RunJobSchema))
 
 
@@ -127,3 +148,23 @@ class RunNowSchema(Schema):
     fire_time = UTCDateTime()
     reason = fields.String(allow_none=True)
     job_ids = fields.List(fields.String())
+
+
+class MissedRunSchema(Schema):
+    id = fields.Integer()
+    fire_time = UTCDateTime()
+    reason = fields.String(allow_none=True)
+    created_at = UTCDateTime()
+
+
+class MissedListSchema(Schema):
+    missed = fields.List(fields.Nested(MissedRunSchema))
+
+
+class BackfillSchema(Schema):
+    from_ = fields.DateTime(required=True, data_key="from")
+    to = fields.DateTime(required=True)
+
+
+class BackfillAnswerSchema(Schema):
+    runs = fields.List(fields.Nested(RunNowSchema))

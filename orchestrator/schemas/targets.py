@@ -8,6 +8,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from orchestrator.schemas.locks import LockFieldsSchema
+
 LIMIT_RE = re.compile(r"^\s*(\d{1,6})\s*(%?)\s*$")
 MAX_TARGETS = 10000
 FANOUT_FIELDS = ("agents", "tags", "stages")
@@ -59,6 +61,14 @@ class StageSchema(Schema):
     tags = fields.List(fields.String(validate=validate.Length(1, 64)),
                        validate=validate.Length(1, 50))
     max_concurrency = max_concurrency_field()
+    approve = fields.Boolean(load_default=None, allow_none=True, metadata={
+        "description": "Before this stage starts, the fan-out waits in `awaiting_approval` "
+                       "until POST /fanouts/{id}/approve."})
+    bake_seconds = fields.Integer(allow_none=True, validate=validate.Range(0, 86400), metadata={
+        "description": "Wait this long after this stage succeeded before the next starts."})
+    verify = fields.String(allow_none=True, validate=validate.Length(1, 255), metadata={
+        "description": "A script run on this stage's agents after it; a failing verify "
+                       "fails the stage."})
 
     @validates_schema
     def needs_a_selector(self, data: dict[str, Any], **_: Any) -> None:
@@ -66,7 +76,7 @@ class StageSchema(Schema):
             raise ValidationError("A stage needs agents and/or tags.", "agents")
 
 
-class TargetFieldsSchema(Schema):
+class TargetFieldsSchema(LockFieldsSchema):
     """``agents`` and/or ``tags`` (or ``stages``) pick the fan-out's agents."""
 
     agents = fields.List(fields.String(validate=validate.Length(1, 200)),

@@ -36,7 +36,7 @@ from orchestrator.errors import Forbidden
 from orchestrator.extensions import db, redis_store
 from orchestrator.models import Agent, Job, JobStatus, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import agent_queues, agents, lifecycle
+from orchestrator.services import agent_control, agent_queues, agents, lifecycle, locks
 from orchestrator.services import params as script_params
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def trigger_script(principal: Principal, data: dict[str, Any], *,
         timeout=data["timeout"], webhook_url=data.get("webhook_url"), idempotency_key=key,
         created_by=principal.user_id, created_at=now, stdout="", stderr="", truncated={},
         expires_at=now + timedelta(seconds=data["queue_ttl"]) if data.get("queue_ttl") else None,
-        schedule_id=schedule_id,
+        schedule_id=schedule_id, **locks.job_options(data, agent, kind, script),
     )
     return submit(job, wait=not data.get("async_exec", True))
 
@@ -198,6 +198,8 @@ def poll(principal: Principal, agent_name: str, max_jobs: int,
     """
     agent = agents.agent_for_caller(principal, agent_name)
     agents.touch_from_poll(agent)
+    if agent_control.refuses_work(agent):  # paused or draining: it is handed nothing
+        return agent_control.idle_poll(poll_wait(wait, float(current_app.config["POLL_WAIT"])))
     polling = PollingAgent(agent.id, agent.name, agent.tenant_id,
                            agent_queues.agent_queue_names(agent))
     db.session.commit()
@@ -249,8 +251,13 @@ def pop_job_id(queue_names: Iterable[str], timeout: float | None) -> str | None:
 
 
 def lease(job_id: str, agent: PollingAgent) -> bool:
-    """Lease a popped job to ``agent`` if it is still runnable; commit at once."""
+    """Lease a popped job to ``agent`` if it is still runnable; commit at once.
+
+    A job whose lock or concurrency group is taken stays pending and waits for
+    a holder to finish (``orchestrator.services.locks``).
+    """
     now = utcnow()
+    locks.serialize(job_id)
     lease_until = now + timedelta(seconds=current_app.config["LEASE_SECONDS"])
     result = db.session.execute(
         sa.update(Job).where(
@@ -260,6 +267,7 @@ def lease(job_id: str, agent: PollingAgent) -> bool:
             sa.or_(Job.expires_at.is_(None), Job.expires_at > now),
             sa.or_(Job.agent_id == agent.id, sa.and_(Job.pool.is_not(None),
                                                      Job.agent_id.is_(None))),
+            locks.may_start(agent.id), agent_control.accepts_jobs(agent.id, now),
         ).values(agent_id=agent.id, agent_name=agent.name, lease_expires_at=lease_until,
                  dispatched_at=now, dispatch_count=Job.dispatch_count + 1)
         .execution_options(synchronize_session=False)

@@ -20,6 +20,7 @@ EVENT_RECORDED = "event.recorded"
 EVENT_TYPES = (
     "job.succeeded", "job.failed", "job.timeout", "job.cancelled", "job.expired",
     "agent.online", "agent.offline", "schedule.missed", "fanout.completed",
+    "schedule.recovered", "job.recovered", "fanout.awaiting_approval",
 )
 
 

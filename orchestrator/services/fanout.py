@@ -21,16 +21,14 @@ from orchestrator.extensions import db
 from orchestrator.ids import new_id
 from orchestrator.models import Agent, Fanout, FanoutStatus, Job, JobStatus, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import lifecycle
+from orchestrator.services import lifecycle, locks, targeting
 from orchestrator.services import params as script_params
 from orchestrator.services.dispatch import string_params
 
-#: Why a named or matched agent got no job.
-OFFLINE = "offline"
-DRAINING = "draining"
-NOT_FOUND = "not_found"
-NOT_IN_MANIFEST = "script_not_in_manifest"
-FLOW_NOT_IN_MANIFEST = "flow_not_in_manifest"
+#: Why a named or matched agent got no job (the one rule: ``targeting``).
+OFFLINE, DRAINING, PAUSED = targeting.OFFLINE, targeting.DRAINING, targeting.PAUSED
+NOT_FOUND = targeting.NOT_FOUND
+NOT_IN_MANIFEST, FLOW_NOT_IN_MANIFEST = targeting.NOT_IN_MANIFEST, targeting.FLOW_NOT_IN_MANIFEST
 DEFAULT_TIMEOUT = 300
 
 
@@ -87,44 +85,13 @@ def tenant_agents() -> list[Agent]:
     return list(db.session.execute(db.select(Agent).order_by(Agent.name)).scalars())
 
 
-def match_agents(fleet: list[Agent], names: list[str] | None,
-                 tags: list[str] | None) -> tuple[list[Agent], list[str]]:
-    """Agents named in ``names`` (in that order) plus those carrying every tag of ``tags``.
-
-    Returns the matches (no duplicates) and the names no agent has.
-    """
-    by_name = {agent.name: agent for agent in fleet}
-    chosen: dict[str, Agent] = {}
-    unknown = []
-    for name in names or []:
-        if name in by_name:
-            chosen.setdefault(name, by_name[name])
-        elif name not in unknown:
-            unknown.append(name)
-    if tags:
-        wanted = set(tags)
-        for agent in fleet:
-            if wanted <= set(agent.tags or ()):
-                chosen.setdefault(agent.name, agent)
-    return list(chosen.values()), unknown
+match_agents = targeting.match_agents
+skip_reason = targeting.skip_reason
 
 
 def runnable(data: dict[str, Any]) -> tuple[str, str]:
     """``(kind, name)`` of what a fan-out runs: a script, or a flow (``run_flow``)."""
     return ("flow", data["run_flow"]) if data.get("run_flow") else ("script", data["run_script"])
-
-
-def skip_reason(agent: Agent, kind: str, name: str, only_online: bool) -> str | None:
-    """Why ``agent`` cannot take the script (or flow) now, or None when it can."""
-    if only_online and not agent.is_online():
-        return OFFLINE
-    if only_online and agent.draining:
-        return DRAINING
-    if kind == "flow":
-        return None if name in agent.flow_names() else FLOW_NOT_IN_MANIFEST
-    if name not in agent.script_names():
-        return NOT_IN_MANIFEST
-    return None
 
 
 def select_targets(data: dict[str, Any]) -> Selection:
@@ -139,18 +106,11 @@ def select_targets(data: dict[str, Any]) -> Selection:
     taken: set[str] = set()
     kind, name = runnable(data)
     for index, selector in enumerate(selectors):
-        matched, unknown = match_agents(fleet, selector.get("agents"), selector.get("tags"))
-        selection.skipped.extend({"agent": name, "reason": NOT_FOUND} for name in unknown)
-        stage = []
-        for agent in matched:
-            if agent.name in taken:
-                continue
-            taken.add(agent.name)
-            reason = skip_reason(agent, kind, name, data.get("only_online", True))
-            if reason:
-                selection.skipped.append({"agent": agent.name, "reason": reason})
-            else:
-                stage.append(agent)
+        found = targeting.eligible(fleet, selector.get("agents"), selector.get("tags"), kind,
+                                   name, only_online=data.get("only_online", True),
+                                   taken=taken)
+        selection.skipped.extend(found.skipped)
+        stage = found.agents
         if not stage:
             where = f"stages[{index}]" if data.get("stages") else "the selection"
             raise _fail_selection(
@@ -195,6 +155,21 @@ def create_fanout(principal: Principal, data: dict[str, Any]) -> FanoutOutcome:
     key = data.get("idempotency_key")
     if key and (existing := find_by_idempotency_key(key)):
         return existing_outcome(existing)
+    outcome = build_fanout(principal, data)
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        existing = find_by_idempotency_key(key) if key else None
+        if existing is None:
+            raise
+        return existing_outcome(existing)
+    return outcome
+
+
+def build_fanout(principal: Principal, data: dict[str, Any], *, schedule_id: str | None = None,
+                 rerun_of: str | None = None) -> FanoutOutcome:
+    """Create the fan-out and its jobs in the caller's transaction (flushed, not committed)."""
     selection = select_targets(data)
     plan = stage_plan(data, selection)
     now = utcnow()
@@ -212,24 +187,16 @@ def create_fanout(principal: Principal, data: dict[str, Any]) -> FanoutOutcome:
         max_errors=_spec(data.get("max_errors")),
         error_limit=parse_limit(data.get("max_errors"), selection.total, at_least_one=False),
         skipped=selection.skipped, total=selection.total, current_stage=0,
-        status=FanoutStatus.RUNNING.value, idempotency_key=key,
-        created_by=principal.user_id, created_at=now,
+        status=FanoutStatus.RUNNING.value, idempotency_key=data.get("idempotency_key"),
+        created_by=principal.user_id, created_at=now, schedule_id=schedule_id,
+        rerun_of=rerun_of, job_options=locks.job_options(data),
     )
     db.session.add(fanout)
     db.session.flush()
     jobs = build_jobs(fanout, selection, plan, principal, now)
     db.session.add_all(jobs)
     lifecycle.queue_jobs([job for job in jobs if not job.held])
-    answer = [{"agent": job.agent_name, "job_id": job.id} for job in jobs]
-    try:
-        db.session.commit()
-    except sa.exc.IntegrityError:
-        db.session.rollback()
-        existing = find_by_idempotency_key(key) if key else None
-        if existing is None:
-            raise
-        return existing_outcome(existing)
-    return FanoutOutcome(fanout, answer)
+    return FanoutOutcome(fanout, [{"agent": job.agent_name, "job_id": job.id} for job in jobs])
 
 
 def build_jobs(fanout: Fanout, selection: Selection, plan: list[dict[str, Any]],
@@ -249,6 +216,8 @@ def build_jobs(fanout: Fanout, selection: Selection, plan: list[dict[str, Any]],
                 webhook_url=fanout.webhook_url, created_by=principal.user_id, created_at=now,
                 stdout="", stderr="", truncated={}, fanout_id=fanout.id,
                 fanout_stage=stage_index, fanout_seq=seq, held=held,
+                schedule_id=fanout.schedule_id,
+                **locks.job_options(fanout.job_options or {}, agent, fanout.kind, fanout.script),
             ))
             seq += 1
     return jobs

@@ -43,7 +43,7 @@ from orchestrator.models import (
     StopReason,
     utcnow,
 )
-from orchestrator.services import lifecycle
+from orchestrator.services import lifecycle, rollout
 from orchestrator.services.events import record_event
 
 OPEN_STATUSES = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
@@ -159,7 +159,9 @@ def complete_finished_fanouts() -> int:
 def has_rules(fanout: Fanout) -> bool:
     """Whether finishing a job can release, stop or cancel others (else only completion)."""
     stages = fanout.stages or []
-    return (len(stages) > 1 or fanout.error_limit is not None or fanout.stop_reason is not None
+    return (len(stages) > 1 or fanout.paused_at is not None or rollout.has_verify(fanout)
+            or fanout.error_limit is not None
+            or fanout.stop_reason is not None
             or any(stage.get("max_concurrency") is not None for stage in stages))
 
 
@@ -181,6 +183,8 @@ def advance(fanout: Fanout) -> None:
         tally = Tally.load(fanout.id)
     if fanout.stop_reason not in (StopReason.MAX_ERRORS.value, StopReason.CANCELLED.value):
         release(fanout, tally)
+        if sum(tally.counts.values()) != fanout.total:  # verify jobs were added
+            tally = Tally.load(fanout.id)
     if tally.count(statuses=OPEN_STATUSES) == 0:
         complete(fanout, tally)
 
@@ -189,13 +193,19 @@ def release(fanout: Fanout, tally: Tally) -> None:
     """Release held jobs of the current stage into free window slots; when the stage
     finished with every job successful, move on to the next one."""
     stage = fanout.current_stage
+    if fanout.paused_at is not None:  # rollout.pause: nothing new starts
+        return
     while True:
         in_flight = tally.count(stage=stage, held=False, statuses=OPEN_STATUSES)
         waiting = tally.count(stage=stage, held=True, statuses=(JobStatus.PENDING.value,))
         if waiting == 0 and in_flight == 0:
             last = stage + 1 >= len(fanout.stages)
             size = tally.count(stage=stage)
-            if last or tally.count(stage=stage, statuses=(JobStatus.SUCCESS.value,)) < size:
+            if tally.count(stage=stage, statuses=(JobStatus.SUCCESS.value,)) < size:
+                return
+            if rollout.start_verify(fanout, stage):  # the stage's verify script first
+                return
+            if last or rollout.holds_next_stage(fanout, stage):  # approval gate, bake time
                 return
             stage += 1
             fanout.current_stage = stage

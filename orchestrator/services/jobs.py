@@ -21,7 +21,7 @@ from orchestrator.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.extensions import db
 from orchestrator.models import Job, JobStatus, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import agents, job_changes, job_steps, leases, lifecycle
+from orchestrator.services import agents, job_changes, job_steps, leases, lifecycle, rollout
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -192,6 +192,7 @@ def record_result(principal: Principal, job_id: str, data: dict[str, Any]) -> di
     """Record the agent's final result; the first accepted result wins, repeats answer ok."""
     _agent, job = _leased_job(principal, job_id, data["agent_name"])
     if job.is_terminal:
+        rollout.record_late_result(job, data)  # e.g. declared agent_lost, then it reported
         return {"status": "ok"}
     if data.get("events") and job.kind == "flow":
         job_steps.apply_events(job, data["events"])  # the steps not streamed yet

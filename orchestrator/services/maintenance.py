@@ -15,7 +15,15 @@ from datetime import datetime
 from orchestrator.extensions import db
 from orchestrator.models import utcnow
 from orchestrator.security import purge_expired_revocations
-from orchestrator.services import agents, fanout_progress, leases, signup
+from orchestrator.services import (
+    agent_control,
+    agents,
+    fanout_progress,
+    leases,
+    rollout,
+    schedule_rules,
+    signup,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,10 @@ def run_maintenance() -> dict[str, int]:
             "fanouts_completed": fanout_progress.complete_finished_fanouts(),
             "signups_expired": signup.expire_unverified_signups(now),
             "revocations_purged": purge_revocations(now),
+            "fanouts_baked": rollout.open_baked_gates(),
+            "agents_drained": agent_control.finish_drains(),
+            "agent_pauses_ended": agent_control.end_expired_pauses(now),
+            "schedules_missed": schedule_rules.check_expected_successes(now),
         }
     finally:
         db.session.remove()

@@ -23,7 +23,7 @@ from flask import current_app
 
 from orchestrator.extensions import db, redis_store
 from orchestrator.models import Delivery, Event, GlobalIntegration, Integration, utcnow
-from orchestrator.services import outbound, outbox
+from orchestrator.services import alert_rules, outbound, outbox
 from orchestrator.services.integrations import PROVIDERS
 from orchestrator.services.integrations.base import Notification, Target
 from orchestrator.services.integrations.manage import (
@@ -119,7 +119,8 @@ def fan_out_event(payload: dict[str, Any], _attempt: int = 1) -> None:
     event = db.session.get(Event, payload["event_id"])
     if event is None:
         return
-    for target_id in resolve_targets(event.tenant_id, event.type):
+    targets = alert_rules.filter_targets(event, resolve_targets(event.tenant_id, event.type))
+    for target_id in targets:
         outbox.emit(NOTIFICATION_DUE, {"event_id": event.id, "target_id": target_id})
 
 

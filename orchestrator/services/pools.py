@@ -15,7 +15,7 @@ from orchestrator.errors import ValidationFailed
 from orchestrator.extensions import db
 from orchestrator.models import Agent, Job, JobStatus, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import dispatch
+from orchestrator.services import dispatch, locks
 from orchestrator.services import params as script_params
 
 
@@ -61,6 +61,6 @@ def trigger_pool(principal: Principal, data: dict[str, Any], *,
         webhook_url=data.get("webhook_url"), idempotency_key=key,
         created_by=principal.user_id, created_at=now, stdout="", stderr="", truncated={},
         expires_at=now + timedelta(seconds=data["queue_ttl"]) if data.get("queue_ttl") else None,
-        schedule_id=schedule_id,
+        schedule_id=schedule_id, **locks.job_options(data),
     )
     return dispatch.submit(job, wait=not data.get("async_exec", True))

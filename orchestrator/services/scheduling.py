@@ -30,7 +30,16 @@ from orchestrator.errors import NotFound, ScriptMeshError, ValidationFailed
 from orchestrator.extensions import db
 from orchestrator.models import Job, JobStatus, Schedule, ScheduleRun, Scope, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import agents, dispatch, outbound, pools
+from orchestrator.services import (
+    agent_control,
+    agents,
+    audit,
+    dispatch,
+    locks,
+    outbound,
+    pools,
+    schedule_rules,
+)
 from orchestrator.services import params as script_params
 from orchestrator.services.cron import CronError, CronSchedule, parse_cron
 from orchestrator.services.events import record_event
@@ -76,7 +85,11 @@ def _validate(schedule: Schedule) -> CronSchedule:
             outbound.check_target(schedule.webhook_url)
         except outbound.BlockedTarget as exc:
             raise _invalid("webhook_url", str(exc)) from None
-    return compile_schedule(schedule.cron_expression, schedule.timezone)
+    schedule_rules.check_whitelisted(schedule)
+    cron = compile_schedule(schedule.cron_expression, schedule.timezone)
+    schedule.expect_success_every = schedule_rules.expected_window(
+        schedule, schedule.expect_success_every, cron)
+    return cron
 
 
 def create_schedule(principal: Principal, data: dict[str, Any]) -> Schedule:
@@ -88,6 +101,9 @@ def create_schedule(principal: Principal, data: dict[str, Any]) -> Schedule:
     cron = _validate(schedule)
     schedule.next_fire = cron.next_after(utcnow()) if schedule.enabled else None
     db.session.add(schedule)
+    db.session.flush()
+    audit.record("schedule.create", schedule.id, script=schedule.script,
+                 cron_expression=schedule.cron_expression)
     db.session.commit()
     return schedule
 
@@ -95,6 +111,9 @@ def create_schedule(principal: Principal, data: dict[str, Any]) -> Schedule:
 def _apply(schedule: Schedule, data: dict[str, Any]) -> None:
     """Copy request fields; naming any target (or what to run) replaces the whole of it."""
     data = dict(data)
+    options = {name: data.pop(name) for name in locks.OPTION_FIELDS if name in data}
+    if options:
+        schedule.job_options = {**(schedule.job_options or {}), **options}
     if "script" in data and "run_flow" in data:
         raise _invalid("run_flow", "give either script or run_flow, not both")
     if "run_flow" in data:
@@ -143,6 +162,9 @@ def update_schedule(schedule_id: str, data: dict[str, Any]) -> Schedule:
         schedule.next_fire = None
     elif timing or not was_enabled or schedule.next_fire is None:
         schedule.next_fire = cron.next_after(utcnow())
+    if schedule.enabled:
+        schedule.paused_reason = None
+    audit.record("schedule.update", schedule.id, fields=sorted(data))
     db.session.commit()
     return schedule
 
@@ -150,6 +172,7 @@ def update_schedule(schedule_id: str, data: dict[str, Any]) -> Schedule:
 def delete_schedule(schedule_id: str) -> None:
     """Delete a schedule and its run records (its jobs stay)."""
     schedule = get_schedule(schedule_id)
+    audit.record("schedule.delete", schedule.id)
     db.session.execute(sa.delete(ScheduleRun).where(ScheduleRun.schedule_id == schedule.id))
     db.session.delete(schedule)
     db.session.commit()
@@ -174,7 +197,7 @@ def list_runs(schedule_id: str, limit: int = 100) -> list[dict[str, Any]]:
     jobs = {job.id: job for job in db.session.execute(
         db.select(Job).where(Job.id.in_(job_ids))).scalars()} if job_ids else {}
     return [{"id": run.id, "fire_time": run.fire_time, "outcome": run.outcome,
-             "reason": run.reason, "created_at": run.created_at,
+             "reason": run.reason, "created_at": run.created_at, "fanout_id": run.fanout_id,
              "jobs": [_job_brief(jobs.get(job_id), job_id) for job_id in run.job_ids or []]}
             for run in runs]
 
@@ -192,6 +215,24 @@ def run_now(schedule_id: str) -> ScheduleRun:
     run = start_run(schedule, utcnow(), "manual", check_overlap=False)
     db.session.commit()
     return run
+
+
+def missed_runs(schedule_id: str) -> list[ScheduleRun]:
+    """Fire times recorded as missed (scheduler down, or no success in the window)."""
+    return schedule_rules.list_missed(get_schedule(schedule_id))
+
+
+def backfill(schedule_id: str, start: datetime, end: datetime) -> list[ScheduleRun]:
+    """Run the fire times of [start, end] now, once each (repeating a backfill runs nothing
+    twice: each fire time keeps its idempotency key)."""
+    schedule = get_schedule(schedule_id)
+    cron = compile_schedule(schedule.cron_expression, schedule.timezone)
+    runs = [start_run(schedule, moment, "backfill", idempotent=True, check_overlap=False)
+            for moment in schedule_rules.backfill_times(schedule, cron, start, end)]
+    audit.record("schedule.backfill", schedule.id, runs=len(runs),
+                 **{"from": start.isoformat(), "to": end.isoformat()})
+    db.session.commit()
+    return runs
 
 
 # -- firing -----------------------------------------------------------------------------
@@ -325,6 +366,11 @@ def _iso(moment: datetime) -> str:
 def start_run(schedule: Schedule, fire_time: datetime, outcome: str, *,
               idempotent: bool = False, check_overlap: bool = True) -> ScheduleRun:
     """Create the schedule's job(s) for one fire time and record the run (caller commits)."""
+    if schedule_rules.fans_out(schedule):  # tags or a list: one fan-out per fire
+        with acting_for_tenant(schedule.tenant_id):
+            return schedule_rules.start_fanout_run(schedule, fire_time, outcome,
+                                                   idempotent=idempotent,
+                                                   check_overlap=check_overlap)
     created: list[str] = []
     notes: list[str] = []
     skipped = 0
@@ -350,22 +396,18 @@ def start_run(schedule: Schedule, fire_time: datetime, outcome: str, *,
 
 
 def target_agents(schedule: Schedule, notes: list[str]) -> list[str | None]:
-    """The agent names a fire time targets (tags: the online agents having all of them).
+    """The one agent a fire targets (schedules over several fan out: ``schedule_rules``).
 
     A pool schedule has one target, ``None``: its job goes to the pool's queue.
+    A paused or draining agent gets nothing (``agent_control``).
     """
     if schedule.pool:
         return [None]
-    if schedule.agent:
-        return [schedule.agent]
-    if schedule.agents:
-        return list(schedule.agents)
-    wanted = set(schedule.tags or [])
-    matching = [a for a in agents.list_agents() if wanted <= set(a.tags or [])]
-    online = [a.name for a in matching if agents.is_online(a)]
-    if not online:
-        notes.append(f"no online agent has the tags {', '.join(sorted(wanted))}")
-    return online
+    agent = agents.find_agent(schedule.agent)
+    if agent is not None and agent_control.refuses_work(agent):
+        notes.append(f"{schedule.agent}: skipped, the agent is paused or draining")
+        return []
+    return [schedule.agent]
 
 
 def _previous_job_open(schedule: Schedule, agent_name: str | None) -> bool:
@@ -389,7 +431,8 @@ def _start_job(schedule: Schedule, agent_name: str | None, fire_time: datetime,
             {"run_script": schedule.script, "params": dict(schedule.params or {})})
     data = {**target, **work, "async_exec": True,
             "timeout": schedule.timeout or DEFAULT_JOB_TIMEOUT,
-            "webhook_url": schedule.webhook_url, "idempotency_key": key}
+            "webhook_url": schedule.webhook_url, "idempotency_key": key,
+            **(schedule.job_options or {})}
     trigger = dispatch.trigger_script if agent_name else pools.trigger_pool
     return trigger(principal, data, schedule_id=schedule.id).job.id
 

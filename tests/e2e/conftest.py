@@ -222,15 +222,18 @@ def live_hub(start_hub: Callable[..., LiveHub], maintenance: Maintenance) -> Liv
 
 @pytest.fixture
 def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProc]]:
-    """``start_agent(name, key, hub, wait=True, **env)``: a real agent with its own scripts."""
+    """``start_agent(name, key, hub, wait=True, setup=None, **env)``: a real agent with its
+    own scripts; ``setup(agent)`` may change its scripts and manifest before it starts."""
     agents: list[AgentProc] = []
 
     def start(name: str, key: str, hub: LiveHub, wait: bool = True,
-              **env: str) -> AgentProc:
+              setup: Callable[[AgentProc], None] | None = None, **env: str) -> AgentProc:
         home = tmp_path / f"agent-{name}-{len(agents)}"
         home.mkdir()
         agent = AgentProc(name, key, hub, home, dict(env))
         agent.prepare()
+        if setup is not None:
+            setup(agent)
         agents.append(agent)
         return agent.start(wait)
 

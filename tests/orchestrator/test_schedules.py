@@ -242,9 +242,20 @@ def test_tag_schedules_fire_on_every_online_agent_with_the_tags(app: Flask,
     assert sorted(j["agent"] for j in run["jobs"]) == ["web-1", "web-2"]
 
 
-def test_a_failing_fire_is_recorded(app: Flask, ws: Workspace) -> None:
+def test_a_script_the_agent_does_not_whitelist_is_refused_at_creation(ws: Workspace) -> None:
     ws.agent(scripts=("hello.sh",))
+    response = ws.client.post("/schedules", headers=ws.headers, json={
+        "agent": "agent-1", "script": "not-in-manifest.sh", "cron_expression": "0 2 * * *"})
+    assert response.status_code == 422, response.json
+    assert "does not whitelist" in response.json["error"]["message"]
+    assert "agent" in response.json["error"]["details"]["fields"]
+
+
+def test_a_failing_fire_is_recorded(app: Flask, ws: Workspace) -> None:
+    sim = ws.agent(scripts=("hello.sh", "not-in-manifest.sh"))
     schedule = create(ws, script="not-in-manifest.sh")
+    sim.scripts = ("hello.sh",)  # the manifest changed after the schedule was created
+    assert sim.register().status_code == 200
     due = datetime(2026, 3, 10, 2, tzinfo=UTC)
     set_next_fire(app, schedule["id"], due)
     fire(app, due)

@@ -14,7 +14,7 @@ from orchestrator.errors import NotFound, ValidationFailed
 from orchestrator.extensions import db
 from orchestrator.ids import new_id
 from orchestrator.models import GlobalIntegration, Integration
-from orchestrator.services import outbound
+from orchestrator.services import alert_rules, outbound
 from orchestrator.services.crypto import decrypt_secret, encrypt_secret
 from orchestrator.services.events import EVENT_TYPES
 from orchestrator.services.integrations import PROVIDERS
@@ -70,6 +70,11 @@ def _check_config(provider: Provider, config: dict[str, Any], secret_names: set[
     if unknown:
         raise _invalid("config.events", f"unknown event type(s) {', '.join(unknown)}; known: "
                        f"{', '.join(EVENT_TYPES)}")
+    if "rules" in config:  # alert rules (orchestrator.services.alert_rules)
+        try:
+            alert_rules.check_rules(config["rules"])
+        except alert_rules.RuleError as exc:
+            raise _invalid("config.rules", str(exc)) from None
     for name in provider.required_fields:
         if name not in secret_names and not config.get(name):
             raise _invalid(f"config.{name}", f"{provider.type} needs {name!r}")

@@ -19,6 +19,9 @@ TEMPLATES: dict[str, tuple[str, str, str]] = {
     "agent.online": ("Agent back online: {agent}", "success", "resolve"),
     "schedule.missed": ("Schedule missed: {schedule}", "warning", "trigger"),
     "fanout.completed": ("Fan-out completed: {fanout}", "info", "info"),
+    "job.recovered": ("Recovered: {script} on {agent} succeeded again", "success", "resolve"),
+    "schedule.recovered": ("Schedule recovered: {schedule}", "success", "resolve"),
+    "fanout.awaiting_approval": ("Fan-out awaiting approval: {fanout}", "info", "info"),
 }
 STDERR_TAIL = 500
 
