@@ -15,9 +15,7 @@ behind. Data is kept in ``<data dir>/redis.rdb`` (saved on stop), the log in
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import os
 import signal
 import subprocess
 import sys
@@ -72,11 +70,16 @@ def answers_ping(socket_path: Path) -> bool:
         client.close()
 
 
+try:  # resolved before any fork: a forked child must not dlopen
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+except (OSError, AttributeError):
+    _PRCTL = None
+
+
 def die_with_parent() -> None:
-    """In a freshly forked child: ask for SIGTERM when the parent goes (Linux only)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    """``preexec_fn``: SIGTERM this child when the thread that started it dies (Linux)."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 class EmbeddedRedis:

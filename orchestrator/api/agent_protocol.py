@@ -12,10 +12,11 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import g
+from flask import g, request
 from flask.views import MethodView
 
 from orchestrator.api import Blueprint
+from orchestrator.api.client_socket import hang_up_check
 from orchestrator.errors import Forbidden
 from orchestrator.models import Scope
 from orchestrator.schemas.agents import (
@@ -101,7 +102,7 @@ class Poll(MethodView):
         Every returned job is leased to the agent until ``lease_expires_at``.
         """
         return dispatch.poll(current_principal(), data["agent_name"], data["max_jobs"],
-                             data["wait"])
+                             data["wait"], hang_up_check(request.environ))
 
 
 @blp.route("/agent/jobs/<job_id>/start")

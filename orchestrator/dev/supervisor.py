@@ -23,7 +23,6 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from agent.config import DEFAULT_DRAIN_TIMEOUT, DEFAULT_KILL_GRACE
 from orchestrator.dev.children import ChildProcess, Console, stop_children

@@ -20,10 +20,11 @@ With SQLite, no Redis call is ever made inside an open write transaction.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -42,6 +43,8 @@ from orchestrator.models import Agent, Job, JobStatus, utcnow
 from orchestrator.security import Principal
 from orchestrator.services import agents
 from orchestrator.services.completion import on_job_finished
+from orchestrator.services.requeue import put_back
+from orchestrator.shutdown import HubStopping, interruptible
 
 log = logging.getLogger(__name__)
 
@@ -260,15 +263,21 @@ def wait_for_finish(job_id: str, timeout: float) -> Job:
             return job
         db.session.commit()
         db.session.remove()
-        redis_store.connection.blpop([key], timeout=max(remaining, MIN_BLOCK_SECONDS))
+        try:
+            with interruptible():
+                redis_store.connection.blpop([key], timeout=max(remaining, MIN_BLOCK_SECONDS))
+        except HubStopping:
+            return db.session.get(Job, job_id, populate_existing=True)
 
 
-def poll(principal: Principal, agent_name: str, max_jobs: int,
-         wait: float | None) -> dict[str, Any]:
+def poll(principal: Principal, agent_name: str, max_jobs: int, wait: float | None,
+         client_gone: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Long-poll: lease up to ``max_jobs`` jobs to the agent, blocking up to ``wait`` seconds.
 
     Answers the moment one job is leased; jobs popped but no longer runnable
     (cancelled, expired, leased elsewhere) are dropped and the wait goes on.
+    A stopping hub answers at once with what it has; a job popped for a client
+    that has hung up goes back to the head of its queue.
     """
     agent = agents.agent_for_caller(principal, agent_name)
     agents.touch_from_poll(agent)
@@ -279,10 +288,16 @@ def poll(principal: Principal, agent_name: str, max_jobs: int,
     leased: list[str] = []
     while not leased:
         remaining = deadline - time.monotonic()
-        job_id = pop_job_id(polling.queue_names,
-                            remaining if remaining >= MIN_BLOCK_SECONDS else None)
+        try:
+            job_id = pop_job_id(polling.queue_names,
+                                remaining if remaining >= MIN_BLOCK_SECONDS else None)
+        except HubStopping:
+            return {"jobs": []}
         if job_id is None:
             break
+        if client_gone():
+            put_back(job_id)
+            return {"jobs": []}
         if lease(job_id, polling):
             leased.append(job_id)
     while leased and len(leased) < min(max_jobs, MAX_POLL_JOBS):
@@ -308,8 +323,9 @@ def pop_job_id(queue_names: Iterable[str], timeout: float | None) -> str | None:
     """Pop the next job id from the queues (blocking up to ``timeout``; None: just look)."""
     connection = redis_store.connection
     try:
-        found = Queue.dequeue_any([_queue(n) for n in queue_names], timeout,
-                                  connection=connection)
+        with interruptible() if timeout is not None else contextlib.nullcontext():
+            found = Queue.dequeue_any([_queue(n) for n in queue_names], timeout,
+                                      connection=connection)
     except DequeueTimeout:
         return None
     if found is None:
