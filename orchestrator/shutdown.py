@@ -61,7 +61,10 @@ def answer_waiters() -> int:
     _stopping = True
     waiters = list(_waiting)
     for waiter in waiters:
-        gevent.kill(waiter, HubStopping, block=False)
+        if isinstance(waiter, gevent.Greenlet):
+            waiter.kill(HubStopping, block=False)
+        else:  # a raw greenlet: throw into it from the hub's loop
+            gevent.get_hub().loop.run_callback(waiter.throw, HubStopping)
     if waiters:
         log.info("hub stopping: answered %d waiting request(s)", len(waiters))
     return len(waiters)
