@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from typing import IO
 
 from agent.process_groups import GroupRecord
+
+#: What the reaper killed, appended in the record's directory (it has no terminal).
+REAPER_LOG = "reaper.log"
 
 
 def watch(stdin: IO[bytes], state_dir: str) -> int:
     """Block until ``stdin`` closes, then kill the recorded groups; return how many."""
     while stdin.read(4096):
         pass
-    killed = GroupRecord(state_dir).kill_leftovers()
-    for leftover in killed:
-        print(f"scriptmesh-agent reaper: agent gone; killed process group {leftover.pgid} "
-              f"of job {leftover.job_id}", file=sys.stderr, flush=True)
+    record = GroupRecord(state_dir)
+    killed = record.kill_leftovers()
+    if killed:
+        with open(record.directory / REAPER_LOG, "a") as log:
+            for leftover in killed:
+                log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} agent gone: killed process "
+                          f"group {leftover.pgid} of job {leftover.job_id}\n")
     return len(killed)
 
 
@@ -31,7 +38,8 @@ def start_reaper(state_dir: str) -> subprocess.Popen[bytes]:
     """Start the reaper for ``state_dir``; keep the returned object (its stdin) until exit."""
     return subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "agent.reaper", state_dir], stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        close_fds=True)
 
 
 def main() -> None:

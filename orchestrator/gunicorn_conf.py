@@ -85,3 +85,19 @@ def post_worker_init(worker):  # noqa: ANN001 - gunicorn's hook signature
     import signal
 
     signal.signal(signal.SIGTERM, handle_exit)
+
+
+def worker_exit(server, worker):  # noqa: ANN001 - gunicorn's hook signature
+    """A worker stopped by SIGTERM has answered every request: skip the interpreter teardown.
+
+    Tearing down gevent, the app and every module takes a second or more on a
+    busy machine, and the master waits for it; the logs are flushed first.
+    """
+    import sys
+
+    stopping = sys.modules.get("orchestrator.shutdown")
+    if stopping is not None and stopping.is_stopping():
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

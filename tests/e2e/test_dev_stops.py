@@ -69,6 +69,7 @@ def admin_commands(data_dir: Path, n: int) -> None:
         assert len(redis_servers(data_dir)) == 1, f"after scriptmesh {args[0]}"
 
 
+@pytest.mark.timeout(420)
 def test_fifty_jobs_with_cli_commands_between_one_redis_then_a_fast_clean_stop(
         tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
