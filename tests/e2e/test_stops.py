@@ -1,4 +1,4 @@
-"""Stops that lose nothing and leave nothing: hub SIGTERM, agent kill -9 and restart, hung-up polls."""
+"""Stops that lose and leave nothing: hub SIGTERM, agent kill -9 and restart, hung-up polls."""
 
 from __future__ import annotations
 
