@@ -105,6 +105,7 @@ def test_fifty_jobs_with_cli_commands_between_one_redis_then_a_fast_clean_stop(
 def test_commands_without_a_running_stack_start_no_redis(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     assert cli(data_dir, "--help").returncode == 0
+    assert cli(data_dir, "db", "upgrade").returncode == 0
     done = cli(data_dir, "users", "create", "--email", "solo@example.com", "--password",
                "Correct-horse-9!", "--tenant", "solo")
     assert done.returncode == 0, done.stderr
