@@ -6,6 +6,7 @@ As the README says: ``scriptmesh dev --data-dir D --port P`` in one terminal,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -133,3 +134,24 @@ def test_a_second_dev_on_the_same_data_dir_refuses(tmp_path: Path) -> None:
     finally:
         first.stop()
     assert redis_servers(data_dir) == []
+
+
+def test_a_killed_dev_supervisor_leaves_no_process_behind(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    proc, _ = start_dev(data_dir, tmp_path / "dev.log")
+    try:
+        banner = wait_ready(proc)
+        wait_for(lambda: agent_status(banner["url"], banner["token"]) == "online", 45,
+                 what="local-agent online")
+        pids = started_pids(proc.output())
+        os.kill(proc.pid, signal.SIGKILL)  # the supervisor only: children are in own groups
+        proc.wait(10)
+        for name, pid in pids.items():
+            wait_for(lambda pid=pid: not group_alive(pid), 20,
+                     what=f"{name} (pid {pid}) gone after its supervisor died")
+        assert redis_servers(data_dir) == []
+    finally:
+        proc.stop()
+        for pid in started_pids(proc.output()).values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
