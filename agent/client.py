@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 import requests
@@ -82,6 +84,19 @@ class HubClient:
         )
         if ca_bundle:
             self.session.verify = ca_bundle
+        self._outage_lock = threading.Lock()
+        self._unreachable_since: float | None = None
+
+    def _note_reachable(self, reachable: bool) -> None:
+        """Remember an outage; log once when the hub answers again after one."""
+        with self._outage_lock:
+            if not reachable:
+                self._unreachable_since = self._unreachable_since or time.monotonic()
+                return
+            since, self._unreachable_since = self._unreachable_since, None
+        if since is not None:
+            log.info("hub %s is reachable again (after %.1fs)", self.base_url,
+                     time.monotonic() - since)
 
     def _post(
         self, path: str, body: dict[str, Any], job: bool = False, read_timeout: float = READ_TIMEOUT
@@ -90,8 +105,10 @@ class HubClient:
         try:
             response = self.session.post(url, json=body, timeout=(CONNECT_TIMEOUT, read_timeout))
         except requests.RequestException as exc:
+            self._note_reachable(False)
             raise HubUnavailable(f"{path}: {_describe(exc, self.base_url)}") from None
         status = response.status_code
+        self._note_reachable(status < 500)
         if 200 <= status < 300:
             try:
                 data = response.json()
@@ -118,15 +135,18 @@ class HubClient:
         manifest_error: str | None,
         running_jobs: list[str],
         draining: bool,
+        heartbeat_interval: float | None = None,
     ) -> list[dict[str, Any]]:
         """POST /agent/heartbeat; return the hub's ``commands``."""
-        body = {
+        body: dict[str, Any] = {
             "agent_name": self.agent_name,
             "manifest": manifest,
             "manifest_error": manifest_error,
             "running_jobs": running_jobs,
             "draining": draining,
         }
+        if heartbeat_interval:
+            body["heartbeat_interval"] = heartbeat_interval
         commands = self._post(protocol.HEARTBEAT_PATH, body).get("commands") or []
         return [c for c in commands if isinstance(c, dict)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import signal
@@ -10,7 +11,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from agent import __version__
+from agent import __version__, process_groups
 from agent.backoff import Backoff
 from agent.client import AuthRejected, HubClient, HubError, HubUnavailable
 from agent.config import AgentConfig
@@ -21,6 +22,8 @@ from agent.jobs import JobHandle, JobRegistry
 from agent.lifecycle import EXIT_AUTH, EXIT_CONFIG, EXIT_FORCED, Lifecycle
 from agent.manifest import ManifestError, ManifestStore, load_manifest
 from agent.poller import Poller
+from agent.process_groups import GroupRecord
+from agent.reaper import start_reaper
 from agent.reporter import ResultReporter
 from agent.runner import JobRunner, RunnerSettings, refused_result
 from agent.spool import Spool
@@ -68,6 +71,7 @@ class Agent:
             self.client, self.manifest, self.jobs, self.lifecycle, self._backoff(), self.register
         )
         self.heartbeat.interval = config.heartbeat_interval
+        self.heartbeat.owned_jobs = self.owned_job_ids
         self.poller = Poller(
             self.client,
             self.jobs,
@@ -80,6 +84,8 @@ class Agent:
         self.poller.wait = config.poll_wait
         self.pool = ThreadPoolExecutor(config.workers, thread_name_prefix="worker")
         self.health: HealthServer | None = None
+        self.groups = GroupRecord(config.spool_dir)
+        self._reaper: Any = None
         self._signals = 0
 
     def _backoff(self) -> Backoff:
@@ -96,6 +102,9 @@ class Agent:
                 "hostname": socket.gethostname(),
                 "manifest": self.manifest.current.to_wire(),
                 "manifest_error": self.manifest.error,
+                "heartbeat_interval": self.heartbeat.interval,
+                # The hub ends at once the jobs it thinks we run that we do not.
+                "running_jobs": self.owned_job_ids(),
             }
         )
         for attr, owner, key in (
@@ -114,6 +123,10 @@ class Agent:
             len(self.manifest.current.scripts),
         )
         return answer
+
+    def owned_job_ids(self) -> list[str]:
+        """Jobs this agent still owns: running ones, and those whose result is spooled."""
+        return sorted(set(self.jobs.ids()) | set(self.spool.job_ids()))
 
     def register_until_done(self) -> None:
         """Register, retrying with backoff while the hub is unreachable.
@@ -254,6 +267,7 @@ class Agent:
         except ManifestError as exc:
             raise StartupError(str(exc), EXIT_CONFIG) from None
         self.install_signal_handlers()
+        self._guard_process_groups()
         self._start_health()
         try:
             self.register_until_done()
@@ -269,10 +283,35 @@ class Agent:
             pass
         return self._shutdown()
 
+    def _guard_process_groups(self) -> None:
+        """Kill the groups a previous run left, then record ours and start the reaper."""
+        for leftover in self.groups.kill_leftovers():
+            log.warning(
+                "killed process group %d (%d process(es)) of job %s, left running by a "
+                "previous agent run; the hub ends that job as agent_restarted",
+                leftover.pgid, leftover.processes, leftover.job_id,
+            )
+        process_groups.use_record(self.groups)
+        try:
+            self._reaper = start_reaper(str(self.config.spool_dir))
+        except OSError as exc:
+            log.warning("no reaper process (%s): scripts are killed on next start only", exc)
+
+    def _stop_reaper(self) -> None:
+        if self._reaper is None:
+            return
+        self._reaper.stdin.close()  # end-of-file: the reaper kills what is left, then exits
+        try:
+            self._reaper.wait(5)
+        except Exception:  # noqa: BLE001 - never block the exit on it
+            log.warning("reaper did not exit")
+        self._reaper = None
+
     def _shutdown(self) -> int:
         if self.lifecycle.fatal and len(self.jobs):
             self.jobs.cancel_all("agent stopping: " + self.lifecycle.fatal)
             self.jobs.wait_empty(self.config.kill_grace + FORCE_REPORT_MARGIN)
+        self._stop_reaper()
         if self.health:
             self.health.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -284,4 +323,5 @@ class Agent:
                 self.spool.directory,
             )
         log.info("agent %s stopped", self.config.agent_name)
+        gc.freeze()  # the process exits next: skip the final full collection
         return self.lifecycle.exit_code

@@ -35,6 +35,8 @@ class Heartbeat:
         self.reregister = reregister
         self.interval = 60.0
         self.wake = threading.Event()
+        #: The jobs reported as running (the daemon adds those with a spooled result).
+        self.owned_jobs: Callable[[], list[str]] = jobs.ids
         self._last_manifest_error: str | None = None
 
     def beat(self) -> None:
@@ -50,8 +52,9 @@ class Heartbeat:
         commands = self.client.heartbeat(
             self.manifest.current.to_wire(),
             error,
-            self.jobs.ids(),
+            self.owned_jobs(),
             self.lifecycle.draining.is_set(),
+            self.interval,
         )
         for command in commands:
             if command.get("type") == "cancel":

@@ -1,4 +1,9 @@
-"""Child processes: spawn without a shell in their own group, capture output, kill the group."""
+"""Child processes: spawn without a shell in their own group, capture output, kill the group.
+
+A script's direct child dies with the agent (``PR_SET_PDEATHSIG``) and its
+group is recorded while it runs (``agent.process_groups``), so no part of it
+outlives the agent.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import IO
+
+from agent import process_groups
 
 READ_CHUNK = 65536
 TRUNCATION_MARKER = "\n[... scriptmesh: {dropped} bytes of output truncated ...]\n"
@@ -152,8 +159,12 @@ class ScriptProcess:
             stderr=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
+            preexec_fn=process_groups.die_with_parent,  # noqa: PLW1509 - prctl only
         )
         self.pid = self.proc.pid
+        self._record = process_groups.current
+        if self._record is not None:
+            self._record.record(self.pid, env.get("SCRIPTMESH_JOB_ID"))
         self._readers = [
             threading.Thread(target=_pump, args=(self.proc.stdout, self.stdout), daemon=True),
             threading.Thread(target=_pump, args=(self.proc.stderr, self.stderr), daemon=True),
@@ -193,3 +204,6 @@ class ScriptProcess:
             signal_group(self.pid, signal.SIGKILL)
             for reader in self._readers:
                 reader.join(5.0)
+        self.proc.poll()
+        if self._record is not None and not group_alive(self.pid):
+            self._record.forget(self.pid)  # a stray member keeps it recorded: killed at exit

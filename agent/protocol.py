@@ -25,15 +25,20 @@ Endpoints (all JSON)
 ``POST /register-agent``
     ``{"agent_name", "tags": [..], "version", "workers", "hostname",
     "manifest": MANIFEST, "manifest_error": str|null,
-    "heartbeat_interval": s (optional)}`` ->
+    "heartbeat_interval": s, "running_jobs": ["job_..."]}`` ->
     ``{"status": "ok", "agent": name, "agent_id": "agt_...",
     "heartbeat_interval": s, "poll_wait": s}``. Idempotent: re-registering
     updates the row. (Users may also call it with the seed's shape
     ``{"agent_name", "url", "api_key", "tags"}``.) ``heartbeat_interval`` is
-    the interval the agent really uses (after adopting the hub's, if
-    shorter); the hub declares the agent offline after OFFLINE_AFTER_MISSED
-    such intervals without a heartbeat or poll (the hub's own
-    HEARTBEAT_INTERVAL when the agent does not say).
+    the interval the agent uses (the agent sends it on every registration and
+    heartbeat; after adopting the hub's, if shorter); the hub declares the
+    agent offline after OFFLINE_AFTER_MISSED such intervals without a
+    heartbeat or poll (the hub's own HEARTBEAT_INTERVAL when the agent does
+    not say), and a running job whose agent stays silent that long (at least
+    LEASE_SECONDS) fails ``agent_lost``. ``running_jobs`` (optional) lists
+    the jobs the agent still owns (running, or result spooled and not yet
+    accepted): every job the hub has ``running`` on this agent that is not
+    listed fails at once with ``error: "agent_restarted"``.
 
 ``POST /agent/heartbeat``
     ``{"agent_name", "manifest": MANIFEST, "manifest_error": str|null,
@@ -42,7 +47,11 @@ Endpoints (all JSON)
     ``{"status": "ok", "commands": [{"type": "cancel", "job_id": "job_..."}]}``.
     Renews the lease of every listed running job (a running job's lease is
     the agent's liveness window: without heartbeats or output uploads past
-    it, the hub fails the job with ``error: "agent_lost"``). ``cancel`` is
+    it, the hub fails the job with ``error: "agent_lost"``). ``running_jobs``
+    means what it means at registration: a running job of this agent that
+    is not listed and started more than one ``heartbeat_interval`` ago fails
+    at once with ``error: "agent_restarted"`` (younger ones may have started
+    after the list was taken). ``cancel`` is
     sent for running jobs a user cancelled and for listed jobs the hub
     already finished (e.g. declared lost): kill their process group.
 
@@ -50,7 +59,9 @@ Endpoints (all JSON)
     ``{"agent_name", "max_jobs": n, "wait": s}`` -> ``{"jobs": [ASSIGNMENT]}``.
     The hub holds the request up to ``wait`` seconds (capped by the hub's
     ``POLL_WAIT``) and answers as soon as a job is queued for this agent (or
-    one of its pools). An empty list means "poll again". Each returned job is
+    one of its pools). An empty list means "poll again"; a stopping hub
+    answers every waiting poll at once with one. A job popped for a poll
+    whose connection is already gone goes back to the head of the queue. Each returned job is
     leased to this agent until ``lease_expires_at``; without a start
     acknowledgement by then it goes back to the queue.
 

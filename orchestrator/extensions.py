@@ -54,22 +54,26 @@ limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
 class RedisExtension:
     """Holds the app's Redis connection on ``app.extensions``.
 
-    The embedded server (when ``REDIS_URL`` is unset) is started here, so an
-    app made by the factory always has a working Redis.
+    Building an app never starts a server: without ``REDIS_URL`` the app
+    connects to its data dir's embedded server (``unix://<data dir>/redis.sock``,
+    owned by ``scriptmesh dev``), lazily, on first use; a failed connect says
+    how to start it.
     """
 
     key = "scriptmesh.redis"
 
     def init_app(self, app: Flask) -> None:
-        embedded = None
-        if not app.config.get("REDIS_URL"):
-            from orchestrator.embedded_redis import start_embedded_redis
+        from orchestrator.embedded_redis import embedded_redis_url, friendly_connection_errors
 
-            embedded, app.config["REDIS_URL"] = start_embedded_redis(app.config["DATA_DIR"])
+        embedded = not app.config.get("REDIS_URL")
+        if embedded:
+            app.config["REDIS_URL"] = embedded_redis_url(app.config["DATA_DIR"])
         connection = redis.Redis.from_url(
             app.config["REDIS_URL"], socket_connect_timeout=5, health_check_interval=30
         )
-        app.extensions[self.key] = {"connection": connection, "embedded": embedded}
+        if embedded:
+            friendly_connection_errors(connection, app.config["DATA_DIR"])
+        app.extensions[self.key] = {"connection": connection}
 
     @property
     def connection(self) -> redis.Redis:

@@ -10,6 +10,7 @@ releases the lock). APScheduler fires each task on an interval trigger with
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -136,3 +137,4 @@ def run_scheduler(environ: Mapping[str, str] | None = None) -> None:
     signal.signal(signal.SIGTERM, process.request_stop)
     signal.signal(signal.SIGINT, process.request_stop)
     process.run()
+    gc.freeze()  # exiting next: skip the final full collection (a second on a busy host)

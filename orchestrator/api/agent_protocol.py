@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
 from flask.views import MethodView
 
 from orchestrator.api import Blueprint, committed
+from orchestrator.api.client_socket import hang_up_check
 from orchestrator.models import Scope
 from orchestrator.schemas.agents import (
     AgentNameSchema,
@@ -79,7 +81,7 @@ class Poll(MethodView):
         Every returned job is leased to the agent until ``lease_expires_at``.
         """
         return dispatch.poll(current_principal(), data["agent_name"], data["max_jobs"],
-                             data["wait"])
+                             data["wait"], hang_up_check(request.environ))
 
 
 @blp.route("/agent/jobs/<job_id>/start")

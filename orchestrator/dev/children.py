@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
+from orchestrator.embedded_redis import die_with_parent
+
 #: How long ``wait`` sleeps between checks, so a second Ctrl-C is noticed quickly.
 WAIT_SLICE = 0.1
 
@@ -58,10 +60,15 @@ class ChildProcess:
         return self.process.pid if self.process else None
 
     def start(self) -> None:
-        """Spawn the child in a new session (and so a new process group)."""
+        """Spawn the child in a new session (and so a new process group).
+
+        It gets SIGTERM if the supervisor dies (even of SIGKILL), so nothing
+        of a dev stack runs on unnoticed.
+        """
         self.process = subprocess.Popen(
             self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - prctl only
         )
         self._relay = threading.Thread(target=self._relay_output, name=f"relay-{self.name}",
                                        daemon=True)

@@ -1,14 +1,18 @@
 """The ``scriptmesh dev`` supervisor: Redis, database, credentials, then the child processes.
 
-Start-up: the embedded Redis (unless ``REDIS_URL`` is set), the migrations,
-the dev credentials, then the hub (gunicorn), and once it answers ``/health``
-the worker, the scheduler and the local agent. The supervisor then watches:
-SIGINT/SIGTERM stop everything (a second signal kills at once); a child that
-exits on its own is reported and everything else is stopped, exit status 1.
+Start-up: the embedded Redis (unless ``REDIS_URL`` is set; a child process of
+the supervisor, refused if that data dir's server already runs), the
+migrations, the dev credentials, then the hub (gunicorn), and once it answers
+``/health`` the worker, the scheduler and the local agent. The supervisor then
+watches: SIGINT/SIGTERM stop everything (a second signal kills at once); a
+child that exits on its own is reported and everything else is stopped, exit
+status 1. Stop order: the agent first (with its whole drain timeout), then the
+scheduler, the worker, the hub, and the embedded Redis last.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import signal
@@ -20,10 +24,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
+from agent.config import DEFAULT_DRAIN_TIMEOUT, DEFAULT_KILL_GRACE
 from orchestrator.dev.children import ChildProcess, Console, stop_children
 from orchestrator.dev.credentials import LOCAL_AGENT_NAME, DevCredentials
+from orchestrator.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_AGENT_PORT = 8001
@@ -33,10 +38,11 @@ DEV_AGENT_TAGS = "local,dev"
 #: gunicorn workers in dev unless WEB_CONCURRENCY says otherwise (each serves thousands).
 DEV_WEB_CONCURRENCY = "2"
 HUB_START_TIMEOUT = 60.0
-#: In dev the only long-poller (the local agent) is stopped first; don't wait out its poll.
+#: The hub answers its long-polls at once on SIGTERM; this only bounds a stuck request.
 DEV_HUB_GRACEFUL_TIMEOUT = "3"
-#: The agent may be finishing a job; the others stop in a second or two.
-AGENT_STOP_GRACE = 15.0
+#: On top of the agent's drain timeout and kill grace: its own margin to report
+#: cancelled jobs (``agent.daemon.FORCE_REPORT_MARGIN``) and some slack.
+AGENT_STOP_MARGIN = 15.0
 STOP_GRACE = 10.0
 WATCH_INTERVAL = 0.2
 
@@ -77,35 +83,41 @@ def run_dev(options: DevOptions) -> int:
         console.line("dev", f"error: port {options.port} on {options.host} is in use; "
                             "pick another with --port")
         return 2
-    redis_server, redis_url = start_redis(data_dir, console)
+    try:
+        redis_server, redis_url = start_redis(data_dir, console)
+    except EmbeddedRedisError as exc:
+        console.line("dev", f"error: {exc}")
+        return 2
     try:
         credentials = prepare_database(data_dir, redis_url, console)
         env = child_environment(data_dir, redis_url)
         return supervise(options, env, credentials, console)
     finally:
         stop_redis(redis_server, console)
+        # Everything is stopped: spare the exit a full collection of the app we imported
+        # (seconds on a busy machine, for memory the OS takes back anyway).
+        gc.freeze()
 
 
-def start_redis(data_dir: Path, console: Console) -> tuple[Any, str]:
-    """``REDIS_URL`` if set, else the data dir's embedded server (kept alive by the caller)."""
+def start_redis(data_dir: Path, console: Console) -> tuple[EmbeddedRedis | None, str]:
+    """``REDIS_URL`` if set, else the data dir's embedded server as our child process.
+
+    :raises EmbeddedRedisError: that data dir's server is already running.
+    """
     url = os.environ.get("REDIS_URL")
     if url:
         console.line("dev", "using Redis at REDIS_URL")
         return None, url
-    from orchestrator.embedded_redis import start_embedded_redis
-
-    server, url = start_embedded_redis(data_dir)
-    console.line("dev", f"started embedded Redis {url} (pid {server.pid})")
-    return server, url
+    server = EmbeddedRedis(data_dir).start()
+    console.line("dev", f"started embedded Redis {server.url} (pid {server.pid})")
+    return server, server.url
 
 
-def stop_redis(server: Any, console: Console) -> None:
-    """Shut the embedded server down, saving its data for the next start."""
+def stop_redis(server: EmbeddedRedis | None, console: Console) -> None:
+    """Shut the embedded server down (last), saving its data for the next start."""
     if server is None:
         return
-    from orchestrator.embedded_redis import stop_embedded_redis
-
-    stop_embedded_redis(server, timeout=STOP_GRACE)
+    server.stop(timeout=STOP_GRACE)
     console.line("dev", "embedded Redis stopped")
 
 
@@ -153,11 +165,23 @@ def supervise(options: DevOptions, env: dict[str, str], credentials: DevCredenti
     finally:
         console.line("dev", "stopping")
         agents = [child for child in started if child.name == "agent"]
-        stop_children(agents, AGENT_STOP_GRACE, lambda: requested.force)
+        stop_children(agents, agent_stop_grace(env), lambda: requested.force)
         stop_children([c for c in reversed(started) if c not in agents], STOP_GRACE,
                       lambda: requested.force)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def agent_stop_grace(env: dict[str, str]) -> float:
+    """How long the agent may take to stop: its whole drain, the kills, then reporting."""
+    def seconds(name: str, default: float) -> float:
+        try:
+            return float(env.get(name) or default)
+        except ValueError:
+            return default
+
+    return (seconds("DRAIN_TIMEOUT", DEFAULT_DRAIN_TIMEOUT)
+            + seconds("KILL_GRACE", DEFAULT_KILL_GRACE) + AGENT_STOP_MARGIN)
 
 
 def start_children(children: list[ChildProcess], started: list[ChildProcess], url: str,

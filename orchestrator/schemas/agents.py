@@ -80,6 +80,10 @@ class RegisterAgentSchema(ProtocolSchema):
     manifest = fields.Nested(ManifestSchema, allow_none=True)
     manifest_error = fields.String(allow_none=True, validate=validate.Length(max=4000))
     heartbeat_interval = fields.Float(allow_none=True, validate=validate.Range(0.1, 86400))
+    running_jobs = fields.List(fields.String(validate=validate.Length(max=64)),
+                               validate=validate.Length(max=10000), metadata={
+                                   "description": "Jobs the agent still owns; running jobs of "
+                                                  "this agent not listed end as agent_restarted."})
 
 
 class RegisterAgentResultSchema(Schema):

@@ -105,6 +105,24 @@ def enqueue(job: Job) -> bool:
     return True
 
 
+def put_back(job: Job) -> bool:
+    """Queue a popped job id again at the head of its queue (its poller hung up before the
+    lease), so it is the next one handed out; False (logged) when Redis failed."""
+    name = job_queue_name(job)
+    if name is None:
+        return False
+    try:
+        queue(name).enqueue_call(func=AGENT_WORK_FUNC, job_id=job.id, result_ttl=0,
+                                 at_front=True, description=entry(job)[2])
+    except redis.RedisError as exc:
+        log.warning("job %s not put back (%s); the reconciler will retry",
+                    job.id, type(exc).__name__)
+        return False
+    log.info("job %s: its poller hung up before the lease; put back at the head of %s",
+             job.id, name)
+    return True
+
+
 def delete_agent_queue(agent_id: str) -> None:
     """Drop an agent's queue and the job hashes in it (the agent is being deregistered)."""
     try:

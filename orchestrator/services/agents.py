@@ -23,6 +23,7 @@ from orchestrator.key_cache import API_KEYS_CHANGED
 from orchestrator.models import Agent, ApiKey, Scope, utcnow
 from orchestrator.security import Principal, hash_api_key
 from orchestrator.services import outbox
+from orchestrator.services.agent_restarts import end_unlisted_jobs
 from orchestrator.services.events import record_event
 
 AGENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -132,11 +133,14 @@ def apply_registration(agent: Agent, data: dict[str, Any]) -> None:
             setattr(agent, field, data[field])
     if data.get("tags") is not None:
         agent.tags = sorted(set(data["tags"]))
-    apply_report(agent, data)
+    apply_report(agent, data, registering=True)
 
 
-def apply_report(agent: Agent, data: dict[str, Any]) -> None:
-    """Copy what registrations and heartbeats both report: manifest, draining, running jobs."""
+def apply_report(agent: Agent, data: dict[str, Any], registering: bool = False) -> None:
+    """Copy what registrations and heartbeats both report: manifest, draining, running jobs.
+
+    The agent's running jobs that it does not list end at once (``agent_restarted``).
+    """
     if data.get("manifest") is not None:
         agent.manifest = data["manifest"]
     if "manifest" in data or "manifest_error" in data:
@@ -147,6 +151,8 @@ def apply_report(agent: Agent, data: dict[str, Any]) -> None:
         agent.draining = bool(data["draining"])
     if "running_jobs" in data:
         agent.running_job_ids = list(data["running_jobs"])
+        end_unlisted_jobs(agent, data["running_jobs"], registering=registering,
+                          interval=heartbeat_interval(agent))
 
 
 def _bind_caller_key(principal: Principal, name: str, tags: list[str] | None) -> None:

@@ -18,10 +18,11 @@ With SQLite, no Redis call is ever made inside an open write transaction.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from orchestrator.models import Agent, Job, JobStatus, utcnow
 from orchestrator.security import Principal
 from orchestrator.services import agent_control, agent_queues, agents, lifecycle, locks
 from orchestrator.services import params as script_params
+from orchestrator.shutdown import HubStopping, interruptible
 
 log = logging.getLogger(__name__)
 
@@ -185,16 +187,22 @@ def wait_for_finish(job_id: str, timeout: float) -> Job:
             return job
         db.session.commit()
         db.session.remove()
-        redis_store.connection.blpop(
-            [key], timeout=min(max(remaining, MIN_BLOCK_SECONDS), WAIT_RECHECK_SECONDS))
+        try:
+            with interruptible():
+                redis_store.connection.blpop(
+                    [key], timeout=min(max(remaining, MIN_BLOCK_SECONDS), WAIT_RECHECK_SECONDS))
+        except HubStopping:
+            return db.session.get(Job, job_id, populate_existing=True)
 
 
-def poll(principal: Principal, agent_name: str, max_jobs: int,
-         wait: float | None) -> dict[str, Any]:
+def poll(principal: Principal, agent_name: str, max_jobs: int, wait: float | None,
+         client_gone: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Long-poll: lease up to ``max_jobs`` jobs to the agent, blocking up to ``wait`` seconds.
 
     Answers the moment one job is leased; jobs popped but no longer runnable
     (cancelled, expired, leased elsewhere) are dropped and the wait goes on.
+    A stopping hub answers at once with what it has; a job popped for a client
+    that has hung up goes back to the head of its queue.
     """
     agent = agents.agent_for_caller(principal, agent_name)
     agents.touch_from_poll(agent)
@@ -208,10 +216,19 @@ def poll(principal: Principal, agent_name: str, max_jobs: int,
     leased: list[str] = []
     while not leased:
         remaining = deadline - time.monotonic()
-        job_id = pop_job_id(polling.queue_names,
-                            remaining if remaining >= MIN_BLOCK_SECONDS else None)
+        try:
+            job_id = pop_job_id(polling.queue_names,
+                                remaining if remaining >= MIN_BLOCK_SECONDS else None)
+        except HubStopping:
+            return {"jobs": []}
         if job_id is None:
             break
+        if client_gone():
+            job = db.session.get(Job, job_id)
+            if job is not None:
+                agent_queues.put_back(job)
+            db.session.remove()
+            return {"jobs": []}
         if lease(job_id, polling):
             leased.append(job_id)
     while leased and len(leased) < min(max_jobs, MAX_POLL_JOBS):
@@ -237,8 +254,9 @@ def pop_job_id(queue_names: Iterable[str], timeout: float | None) -> str | None:
     """Pop the next job id from the queues (blocking up to ``timeout``; None: just look)."""
     connection = redis_store.connection
     try:
-        found = Queue.dequeue_any([agent_queues.queue(n) for n in queue_names], timeout,
-                                  connection=connection)
+        with interruptible() if timeout is not None else contextlib.nullcontext():
+            found = Queue.dequeue_any([agent_queues.queue(n) for n in queue_names], timeout,
+                                      connection=connection)
     except DequeueTimeout:
         return None
     if found is None:

@@ -43,7 +43,9 @@ MAINTENANCE_EVERY = 0.5
 class LiveHub:
     """One hub process (``gunicorn -k gevent -w 1 wsgi:app``) on a fixed port."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, name: str = "hub") -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, name: str = "hub",
+                 graceful_timeout: str | None = "2") -> None:
+        self.graceful_timeout = graceful_timeout  # None: gunicorn_conf's own (30 s)
         self.port = free_port()
         self.env = process_env(env, **HUB_SETTINGS, HOST="127.0.0.1", PORT=str(self.port))
         self.log_dir = log_dir
@@ -58,7 +60,8 @@ class LiveHub:
     def start(self) -> LiveHub:
         self.starts += 1
         argv = [str(BIN / "python"), "-m", "gunicorn", "-c", "orchestrator/gunicorn_conf.py",
-                "--graceful-timeout", "2", "wsgi:app"]
+                *(["--graceful-timeout", self.graceful_timeout] if self.graceful_timeout else []),
+                "wsgi:app"]
         self.proc = Proc(argv, self.env, self.log_dir / f"{self.name}-{self.starts}.log")
         wait_for(self._healthy, HUB_START_TIMEOUT, what=f"{self.name} /health")
         return self
@@ -200,11 +203,15 @@ def maintenance(app: Flask) -> Iterator[Maintenance]:
 @pytest.fixture
 def start_hub(app: Flask, hub_env: dict[str, str], tmp_path: Path) -> Iterator[
         Callable[..., LiveHub]]:
-    """Start hubs on demand: ``start_hub(name="hub", **settings)``; all stopped at the end."""
+    """Start hubs on demand: ``start_hub(name="hub", **settings)``; all stopped at the end.
+
+    ``graceful_timeout=None`` keeps gunicorn_conf's (the production) value.
+    """
     hubs: list[LiveHub] = []
 
-    def start(name: str = "hub", **settings: str) -> LiveHub:
-        hub = LiveHub({**hub_env, **settings}, tmp_path, name)
+    def start(name: str = "hub", graceful_timeout: str | None = "2",
+              **settings: str) -> LiveHub:
+        hub = LiveHub({**hub_env, **settings}, tmp_path, name, graceful_timeout)
         hub.env.update(settings)
         hubs.append(hub)
         return hub.start()
