@@ -26,6 +26,9 @@ CONFIG_SCHEMA = {
         "auth": {"type": ["object", "string"]},
         "follow_redirects": {"type": ["boolean", "string"]},
         "verify_tls": {"type": ["boolean", "string"]},
+        "body": {},
+        "json": {},
+        "timeout": {"type": ["number", "string"]},
     },
 }
 
@@ -113,4 +116,9 @@ def http_request(config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     }
 
 
-ACTIONS = {"http_request": ActionSpec(http_request, config_schema=CONFIG_SCHEMA)}
+ACTIONS = {"http_request": ActionSpec(
+    http_request, config_schema=CONFIG_SCHEMA,
+    result_keys=("status", "headers", "body", "duration_ms", "url"),
+    example={"method": "POST", "url": "${BASE_URL}/api/users",
+             "headers": {"Content-Type": "application/json"},
+             "body": {"name": "Alice"}, "timeout": "10s"})}

@@ -114,4 +114,6 @@ def script(config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     return result
 
 
-ACTIONS = {"script": ActionSpec(script, config_schema=SCRIPT_SCHEMA)}
+ACTIONS = {"script": ActionSpec(
+    script, config_schema=SCRIPT_SCHEMA, result_keys=("exit_code", "stdout", "stderr"),
+    example={"script": "backup.sh", "params": {"target": "/tmp/out"}})}
