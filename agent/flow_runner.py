@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from agent.config import InlinePolicy, inline_policy
 from agent.event_streamer import EventStreamer
 from agent.flows.actions.script import ManifestScriptRunner
 from agent.flows.context import CancelToken
@@ -23,7 +24,7 @@ from agent.flows.engine import FlowEngine, FlowResult
 from agent.flows.errors import FlowError
 from agent.flows.local import StepPrinter
 from agent.flows.resolvers import ManifestFlowResolver
-from agent.flows.schema import Flow, load_flow_file
+from agent.flows.schema import Flow, load_flow, load_flow_file
 from agent.jobs import JobHandle
 from agent.log_streamer import LogStreamer
 from agent.runner import (
@@ -95,28 +96,53 @@ def flow_status(result: FlowResult, token: CancelToken) -> str:
 
 
 class FlowJobRunner(JobRunner):
-    """Turns a flow ASSIGNMENT into a reported result; one call per job."""
+    """Turns a flow ASSIGNMENT into a reported result; one call per job.
+
+    An assignment with a ``definition`` is an inline flow: run only when the agent
+    opted in (``ALLOW_INLINE_FLOWS=true``), and without ``script`` steps unless
+    ``ALLOW_INLINE_FLOW_SCRIPTS=true`` too.
+    """
+
+    inline: InlinePolicy | None = None
 
     def _run_prepared(self, prepared: Any, timeout: Any, handle: JobHandle) -> dict[str, Any]:
-        flow, variables = prepared
-        return self._execute_flow(flow, variables, timeout, handle)
+        flow, variables, scripts_allowed = prepared
+        return self._execute_flow(flow, variables, timeout, handle, scripts_allowed)
 
-    def _prepare(self, job: Mapping[str, Any], job_id: str) -> tuple[Flow, dict[str, Any]]:
+    def _policy(self) -> InlinePolicy:
+        return self.inline if self.inline is not None else inline_policy()
+
+    def _prepare(self, job: Mapping[str, Any], job_id: str) -> tuple[Flow, dict[str, Any], bool]:
         if job.get("kind") != "flow":
             raise JobRefused(f"unsupported_kind: {job.get('kind')}")
         name = str(job.get("flow") or "")
-        entry = self.manifest.lookup_flow(name)
-        if entry is None:  # the agent is the final authority on what may run here
-            raise JobRefused(f"flow_not_in_manifest: {name}")
         variables = job.get("variables") or {}
         if not isinstance(variables, Mapping):
             raise JobRefused("invalid_variables: variables must be an object")
+        if job.get("definition") is not None:
+            return self._prepare_inline(name, job["definition"], dict(variables))
+        entry = self.manifest.lookup_flow(name)
+        if entry is None:  # the agent is the final authority on what may run here
+            raise JobRefused(f"flow_not_in_manifest: {name}")
         try:
-            return load_flow_file(entry.path), dict(variables)
+            return load_flow_file(entry.path), dict(variables), True
         except FlowError as exc:
             raise JobRefused(f"invalid_flow: {name}: {exc}") from None
 
-    def _engine(self, handle: JobHandle, printer: StepPrinter, events: EventStreamer) -> FlowEngine:
+    def _prepare_inline(self, name: str, definition: Any,
+                        variables: dict[str, Any]) -> tuple[Flow, dict[str, Any], bool]:
+        policy = self._policy()
+        if not policy.flows:
+            raise JobRefused("inline_flows_not_allowed: start the agent with "
+                             "ALLOW_INLINE_FLOWS=true to run flows sent by the hub")
+        try:
+            flow = load_flow(definition)
+        except FlowError as exc:
+            raise JobRefused(f"invalid_flow: {name}: {exc}") from None
+        return flow, variables, policy.scripts
+
+    def _engine(self, handle: JobHandle, printer: StepPrinter, events: EventStreamer,
+                scripts_allowed: bool = True) -> FlowEngine:
         def emit(event: dict[str, Any]) -> None:
             printer(event)
             events.add(event)
@@ -129,19 +155,20 @@ class FlowJobRunner(JobRunner):
         )
         return FlowEngine(
             emit, resolver=ManifestFlowResolver(self.manifest.lookup_flow),
-            script_runner=scripts, log_sink=printer.log,
+            script_runner=scripts if scripts_allowed else None, log_sink=printer.log,
             os_env=agent_environment(settings.api_key),
         )
 
     def _execute_flow(
-        self, flow: Flow, variables: dict[str, Any], timeout: Any, handle: JobHandle
+        self, flow: Flow, variables: dict[str, Any], timeout: Any, handle: JobHandle,
+        scripts_allowed: bool = True,
     ) -> dict[str, Any]:
         started_at, t0 = utc_now_iso(), time.monotonic()
         output = TextBuffer(self.settings.output_cap_bytes)
         interval = self.settings.stream_interval
         events = EventStreamer(lambda batch: self._upload_events(handle, batch), interval)
         printer = StepPrinter(output)  # type: ignore[arg-type]
-        engine = self._engine(handle, printer, events)
+        engine = self._engine(handle, printer, events, scripts_allowed)
         log.info("job %s started: flow %s", handle.job_id, flow.name)
         streamer = LogStreamer(
             {"stdout": output.read_live},

@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.config import inline_policy
+
 KINDS = ("scripts", "flows")
 
 
@@ -51,6 +53,7 @@ class Manifest:
         return {
             "scripts": [entry.to_wire() for entry in self.scripts.values()],
             "flows": [entry.to_wire() for entry in self.flows.values()],
+            "inline_flows": inline_policy().flows,  # the hub sends inline flows only then
         }
 
 

@@ -67,6 +67,7 @@ def register_blueprints(app: Flask) -> None:
         deliveries,
         fanouts,
         health,
+        inline_flows,
         integrations,
         jobs,
         metrics,
@@ -77,7 +78,7 @@ def register_blueprints(app: Flask) -> None:
 
     for module in (health, auth, api_keys, agent_protocol, agents, jobs, metrics,
                    schedules, integrations, admin_integrations, webhook_settings, deliveries,
-                   prometheus, fanouts):
+                   prometheus, fanouts, inline_flows):
         api.register_blueprint(module.blp)
     _serve_swagger_assets(app)
 

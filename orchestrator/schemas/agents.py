@@ -30,6 +30,7 @@ class ManifestSchema(ProtocolSchema):
     scripts = fields.List(fields.Nested(ManifestScriptSchema), load_default=list,
                           validate=validate.Length(max=10000))
     flows = fields.List(fields.Dict(), load_default=list, validate=validate.Length(max=1000))
+    inline_flows = fields.Boolean(load_default=False)  # ALLOW_INLINE_FLOWS on the agent
 
 
 class RegisterAgentSchema(ProtocolSchema):

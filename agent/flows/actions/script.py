@@ -96,7 +96,8 @@ def script(config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     """
     runner = ctx.engine.script_runner
     if runner is None:
-        raise StepFailed("script: this engine has no script runner configured")
+        raise StepFailed("script: script steps are not allowed here (no script runner; an "
+                         "inline flow needs ALLOW_INLINE_FLOW_SCRIPTS=true)")
     name = str(config["script"])
     params = {str(key): as_text(value) for key, value in (config.get("params") or {}).items()}
     started = time.monotonic()
