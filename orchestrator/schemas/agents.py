@@ -91,6 +91,8 @@ class AssignmentSchema(Schema):
     flow = fields.String(metadata={"description": "kind flow: the flow's name"})
     variables = fields.Dict(keys=fields.String(), metadata={
         "description": "kind flow: the trigger's variables"})
+    definition = fields.Dict(metadata={
+        "description": "kind flow, inline dispatch only: the flow definition to run"})
     timeout = fields.Integer()
     lease_expires_at = UTCDateTime()
 

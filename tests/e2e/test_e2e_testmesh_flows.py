@@ -55,7 +55,7 @@ def services() -> Iterator[StubServices]:
 
 
 @pytest.fixture
-def redis_url() -> str:
+def flows_redis() -> str:
     url = _env("FLOWS_REDIS_URL", REDIS_URL)
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
@@ -90,9 +90,9 @@ def run_flow(path: Path, values: dict[str, str], *extra: str) -> subprocess.Comp
 
 @pytest.mark.parametrize("name", SQLITE_FLOWS)
 def test_testmesh_flows_pass_with_run_flow_on_sqlite(
-        name: str, services: StubServices, redis_url: str, tmp_path: Path) -> None:
+        name: str, services: StubServices, flows_redis: str, tmp_path: Path) -> None:
     db_url = make_sqlite(str(tmp_path / "shop.db"))
-    done = run_flow(FLOWS / f"{name}.yaml", variables(services, db_url, redis_url))
+    done = run_flow(FLOWS / f"{name}.yaml", variables(services, db_url, flows_redis))
     assert done.returncode == 0, done.stdout + done.stderr
     assert " passed in " in done.stdout and "0 failed, 0 skipped" in done.stdout
     assert MARKER not in done.stdout
@@ -100,14 +100,14 @@ def test_testmesh_flows_pass_with_run_flow_on_sqlite(
 
 @pytest.mark.parametrize("name", SQLITE_FLOWS + PG_ONLY_FLOWS)
 def test_testmesh_flows_pass_with_run_flow_on_postgresql(
-        name: str, services: StubServices, redis_url: str, pg_dsn: str) -> None:
-    done = run_flow(FLOWS / f"{name}.yaml", variables(services, pg_dsn, redis_url))
+        name: str, services: StubServices, flows_redis: str, pg_dsn: str) -> None:
+    done = run_flow(FLOWS / f"{name}.yaml", variables(services, pg_dsn, flows_redis))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 failed, 0 skipped" in done.stdout
 
 
-def test_points_flow_details(services: StubServices, redis_url: str, tmp_path: Path) -> None:
-    done = run_flow(FLOWS / "issue_points.yaml", variables(services, "", redis_url))
+def test_points_flow_details(services: StubServices, flows_redis: str, tmp_path: Path) -> None:
+    done = run_flow(FLOWS / "issue_points.yaml", variables(services, "", flows_redis))
     out = done.stdout
     assert done.returncode == 0, out
     # numbered steps, warnings for unknown keys outside config, outputs never fail a step
@@ -183,20 +183,20 @@ def definition(name: str) -> dict[str, Any]:
 
 def test_inline_dispatch_runs_testmesh_flows_on_an_opted_in_agent(
         app: Flask, live_hub: LiveHub, operator: dict[str, Any], token: str,
-        start_agent: Callable[..., AgentProc], services: StubServices, redis_url: str,
+        start_agent: Callable[..., AgentProc], services: StubServices, flows_redis: str,
         tmp_path: Path) -> None:
     agent = start_agent("inline-1", operator["agent_key"](), live_hub, ALLOW_INLINE_FLOWS="true")
     add_flows(live_hub, token, agent, {"sub_login": (FLOWS / "sub_login.yaml").read_text(),
                                        "signup": (FLOWS / "01_user_registration.yaml").read_text()})
     db_url = make_sqlite(str(tmp_path / "shop.db"))
-    values = variables(services, db_url, redis_url)
+    values = variables(services, db_url, flows_redis)
     status, body = dispatch(live_hub, token, {"flow_id": "flow-points", "agent": agent.name,
                                               "definition": definition("issue_points"),
                                               "variables": values})
     assert status == 202, body
     assert body["status"] == "dispatched" and body["execution_id"] == body["job_id"]
     done = wait_job(live_hub, token, body["job_id"])
-    assert done["status"] == "success", done
+    assert done["status"] == "success", (done["error"], done["stdout"][-3000:])
     steps = {s["id"]: s for s in done["steps"]}
     assert steps["fetch"]["outputs"]["first_id"] == 7 and steps["sub.login"]["status"] == "passed"
     assert all(s["status"] == "passed" for s in done["steps"])
@@ -237,6 +237,6 @@ def test_inline_dispatch_is_refused_unless_the_agent_opts_in(
 
     wait_for(opted_in, 15, what="the agent's opt-in reported")
     _, jobs = live_hub.call("GET", f"/jobs?agent={inline.name}", token)
-    done = wait_job(live_hub, token, jobs["jobs"][0]["id"])
+    done = wait_job(live_hub, token, jobs["jobs"][0]["job_id"])
     assert done["status"] == "failed"
     assert "script steps are not allowed here" in done["steps"][0]["error"]
