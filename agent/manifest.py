@@ -53,7 +53,7 @@ class Manifest:
         return {
             "scripts": [entry.to_wire() for entry in self.scripts.values()],
             "flows": [entry.to_wire() for entry in self.flows.values()],
-            "inline_flows": inline_policy().flows,  # the hub sends inline flows only then
+            **({"inline_flows": True} if inline_policy().flows else {}),  # hub: inline ok
         }
 
 
