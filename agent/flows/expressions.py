@@ -21,9 +21,9 @@ assertion language) where flows use it. Grammar, loosest first::
 ``all/any/none/one/filter/map/count(list, predicate)`` take a predicate in which ``#``
 is the element (``{# > 0}`` or ``# > 0``; ``.name`` means ``#.name``). ``${ref}`` reads
 a variable, output or step result as interpolation would (its type kept), so
-``"${fetch.status} == 200"`` works. Not supported: ``**``/``^``, ``..`` ranges, ``|``
-pipes, ``?.`` optional chaining, ``let``, slices ``[a:b]``, ``$env``, and functions not
-in :data:`agent.flows.functions.FUNCTIONS`.
+``"${fetch.status} == 200"`` and ``"{{status}} == 'passed'"`` work. Not supported:
+``**``/``^``, ``..`` ranges, ``|`` pipes, ``?.`` optional chaining, ``let``, slices
+``[a:b]``, ``$env``, and functions not in :data:`agent.flows.functions.FUNCTIONS`.
 
 Error messages name operators, names and types, never values, so they are safe to report.
 """
@@ -45,7 +45,7 @@ _TOKEN_RE = re.compile(
     r"""\s*(?:
       (?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
     | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-    | (?P<ref>\$\{[^{}]*\})
+    | (?P<ref>\$\{[^{}]*\}|\{\{\s*[A-Za-z_][\w.\[\]]*\s*\}\})
     | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<op>==|!=|<=|>=|&&|\|\||\?\?|[<>!()\[\],.+\-*/%?:#{}])
     )""",
@@ -81,7 +81,7 @@ def tokenize(source: str) -> list[tuple[str, Any, int, int]]:
         elif kind == "string":
             value = _unescape(text)
         elif kind == "ref":
-            value = text[2:-1]
+            value = text[2:-2].strip() if text.startswith("{{") else text[2:-1]
         tokens.append((kind, value, match.start(kind), match.end()))
         pos = match.end()
     tokens.append(("eof", None, len(source), len(source)))

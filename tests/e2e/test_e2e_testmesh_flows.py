@@ -37,8 +37,8 @@ FLOWS = Path(__file__).parent / "testmesh"
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test_flows"
 REDIS_URL = "redis://127.0.0.1:6379/1"
 SQLITE_FLOWS = ["01_user_registration", "02_place_order", "04_health_checks", "06_user_search",
-                "08_checkout", "control_flow_demo", "issue_points"]
-PG_ONLY_FLOWS = ["03_payment_audit", "05_database_counts", "07_notifications"]
+                "08_checkout", "control_flow_demo", "contract_consumer", "issue_points"]
+PG_ONLY_FLOWS = ["03_payment_audit", "05_database_counts", "07_notifications", "10_mock_audit"]
 
 
 def _env(name: str, default: str) -> str:
@@ -78,6 +78,7 @@ def pg_dsn() -> Iterator[str]:
 def variables(services: StubServices, db_url: str, redis_url: str = "") -> dict[str, str]:
     return {"USER_SERVICE_URL": services.url, "ORDER_SERVICE_URL": services.url,
             "PAYMENT_SERVICE_URL": services.url, "NOTIFICATION_SERVICE_URL": services.url,
+            "TESTMESH_API_URL": services.url, "PROVIDER_BASE_URL": services.url,
             "API_KEY": "k-test", "DB_DSN": db_url, "REDIS_URL": redis_url}
 
 

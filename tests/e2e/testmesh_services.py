@@ -39,6 +39,7 @@ def _answer(method: str, path: str) -> tuple[int, Any]:
         ("GET", "/users/1"): (200, {"id": 1, "name": "Leanne", "email": MARKER}),
         ("GET", "/posts"): (200, [{"id": 1, "body": MARKER}]),
         ("GET", "/api/items"): (200, {"data": {"items": ITEMS, "total": 2}, "raw": MARKER}),
+        ("GET", "/api/v1/mock-servers"): (200, {"servers": [{"id": 1, "token": MARKER}]}),
     }
     if (method, path) in fixed:
         return fixed[(method, path)]
@@ -102,6 +103,10 @@ CREATE TABLE testmesh.payment_audit (payment_id TEXT PRIMARY KEY, amount NUMERIC
 CREATE TABLE testmesh.notification_log (order_id TEXT PRIMARY KEY, email_id TEXT, sms_id TEXT,
                                         sent_at TIMESTAMPTZ);
 CREATE TABLE mocks.mock_servers (id SERIAL PRIMARY KEY, status TEXT);
+CREATE TABLE mocks.mock_requests (mock_server_id INT, path TEXT, method TEXT, matched BOOLEAN,
+                                  received_at TIMESTAMPTZ DEFAULT NOW());
+INSERT INTO mocks.mock_requests (mock_server_id, path, method, matched)
+    VALUES (1, '/a', 'GET', true), (1, '/b', 'GET', false);
 INSERT INTO testmesh.users VALUES ('user-001', 'alice@example.com', true),
                                   ('user-002', 'bob@example.com', false);
 INSERT INTO testmesh.orders VALUES ('ord-1001');

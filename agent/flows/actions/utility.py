@@ -7,6 +7,7 @@ JSONPath into ``input``, anything else a literal value).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,8 +20,10 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 EXPRESSION_LIST = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
 ASSERT_SCHEMA = {
-    "oneOf": [{"required": ["expressions"]}, {"required": ["assertions"]}],
-    "properties": {"expressions": EXPRESSION_LIST, "assertions": EXPRESSION_LIST, "data": {}},
+    "oneOf": [{"required": ["expressions"]}, {"required": ["assertions"]},
+              {"required": ["expression"]}],
+    "properties": {"expressions": EXPRESSION_LIST, "assertions": EXPRESSION_LIST,
+                   "expression": {"type": "string", "minLength": 1}, "data": {}},
 }
 TRANSFORM_SCHEMA = {
     "anyOf": [{"required": ["value"]}, {"required": ["expressions"]},
@@ -31,7 +34,7 @@ TRANSFORM_SCHEMA = {
 }
 LOG_SCHEMA = {
     "required": ["message"],
-    "properties": {"message": {}, "level": {"enum": [*LOG_LEVELS, "warn"]}},
+    "properties": {"message": {}, "level": {"enum": [*LOG_LEVELS, "warn"]}, "data": {}},
 }
 
 
@@ -41,7 +44,8 @@ def assert_action(config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     ``data`` (interpolated; a non-map is reachable as ``value``) comes first, then the
     flow's variables, outputs and step results.
     """
-    expressions = list(config.get("expressions") or config.get("assertions") or [])
+    expressions = list(config.get("expressions") or config.get("assertions") or
+                       [config["expression"]])
     data = config.get("data")
     if data is not None and not isinstance(data, Mapping):
         data = {"value": data}
@@ -68,17 +72,23 @@ def transform(config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
 
 
 def log_action(config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
-    """Write ``message`` to the job's output at ``level``."""
+    """Write ``message`` (and ``data``, as JSON) to the job's output at ``level``.
+
+    Like ``message``, ``data`` is text the flow author chose to publish: it leaves the
+    agent in the job's output.
+    """
     level = str(config.get("level", "info")).lower()
     level = "warning" if level == "warn" else level
-    ctx.log(str(config["message"]), level)
+    data = config.get("data")
+    suffix = f" {json.dumps(data, default=str, sort_keys=True)}" if data is not None else ""
+    ctx.log(f"{config['message']}{suffix}", level)
     return {"level": level}
 
 
 ACTIONS = {
     "assert": ActionSpec(
-        assert_action, frozenset({"expressions", "assertions"}), ASSERT_SCHEMA,
-        ("expressions", "assertions"), result_keys=("passed", "assertions_count"),
+        assert_action, frozenset({"expressions", "assertions", "expression"}), ASSERT_SCHEMA,
+        ("expressions", "assertions", "expression"), result_keys=("passed", "assertions_count"),
         example={"data": {"status": "${register.status}"},
                  "assertions": ["status == '201'"]}),
     "transform": ActionSpec(

@@ -91,7 +91,7 @@ def test_testmesh_layouts_metadata_numbering_and_warnings() -> None:
     assert [s.id for s in split.steps] == ["s"] and split.metadata == {"suite": "e"}
     with pytest.raises(FlowSchemaError) as info:
         load_flow({"name": "t", "steps": [{"action": "log", "config": {"mesage": "m"}}]})
-    assert "unknown config key 'mesage' (allowed: level, message)" in str(info.value)
+    assert "unknown config key 'mesage' (allowed: data, level, message)" in str(info.value)
 
 
 def test_seed_style_flow_in_the_engine_keeps_raw_data_local(run_flow, app_server) -> None:
