@@ -27,6 +27,7 @@ FlowResolver = Callable[[str], Any]
 ScriptRunner = Callable[[str, dict[str, str], float | None, Callable[[], bool]], Mapping]
 
 SLEEP_SLICE = 0.05
+RESPONSE_KEYS = ("status", "body", "headers", "duration_ms")
 
 
 def default_log_sink(level: str, message: str, step_id: str) -> None:
@@ -167,7 +168,12 @@ class ActionContext:
             return names
         if self.own_id:
             names = names.new_child({self.own_id: result})
-        return names.new_child(dict(result)) if isinstance(result, Mapping) else names
+        if not isinstance(result, Mapping):
+            return names
+        fields = dict(result)
+        if "status" in fields and "body" in fields:  # TestMesh's ``response.status`` alias
+            fields.setdefault("response", {key: fields.get(key) for key in RESPONSE_KEYS})
+        return names.new_child(fields)
 
     def log(self, message: str, level: str = "info") -> None:
         """Write one line to the job's output."""

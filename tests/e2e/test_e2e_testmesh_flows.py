@@ -201,6 +201,7 @@ def test_inline_dispatch_runs_testmesh_flows_on_an_opted_in_agent(
     steps = {s["id"]: s for s in done["steps"]}
     assert steps["fetch"]["outputs"]["first_id"] == 7 and steps["sub.login"]["status"] == "passed"
     assert all(s["status"] == "passed" for s in done["steps"])
+    assert "unknown key 'retry_policy' ignored" in done["stdout"]  # warnings reach the job
     # the default agent pick, and a manifest flow in TestMesh syntax triggered the usual way
     status, second = dispatch(live_hub, token, {"definition": definition("02_place_order"),
                                                 "variables": values})

@@ -98,7 +98,9 @@ def test_seed_style_flow_in_the_engine_keeps_raw_data_local(run_flow, app_server
     result = run_flow({"name": "seedish", "tags": ["smoke"], "steps": [
         {"id": "login", "action": "http_request",
          "config": {"method": "POST", "url": f"{app_server.url}/login", "body": {"password": "pw"}},
-         "assert": ["login.status == 200"], "output": {"token": "login.body.token",
+         "assert": ["login.status == 200", "response.status == 200",
+                    "response.body.user.id == 7"],
+         "output": {"token": "login.body.token",
                                                         "uid": "$.user.id"}},
         {"id": "grab", "action": "http_request", "config": {"url": f"{app_server.url}/secret"}},
         {"id": "branch", "action": "condition",
@@ -148,3 +150,21 @@ def test_database_query_dollar_placeholders_on_postgresql(run_flow, pg_dsn: str,
             "params": ["a@x"]}, "assert": ["row_count == 2", "first_row.id == 1"]},
     ]})
     assert result.ok, result.error
+
+
+def test_transform_input_transforms_log_data_and_collecting_for_each(run_flow) -> None:
+    result = run_flow({"name": "t", "env": {"payload": {"items": [{"id": 3}], "n": "x"}},
+                       "steps": [
+        {"id": "shape", "action": "transform", "config": {
+            "input": "${payload}", "transforms": {"first": "$.items[0].id", "label": "fixed",
+                                                  "none": "$.nope"}},
+         "output": {"first": "first"}},
+        {"id": "loop", "action": "for_each", "config": {"items": ["a", "b"]},
+         "assert": ["items_processed == 2", "results[1].item == 'b'"]},
+        {"id": "say", "action": "log", "config": {"message": "m", "level": "warn",
+                                                  "data": {"first": "${shape.first}"}}},
+        {"id": "check", "action": "assert", "config": {
+            "expression": "{{first}} == 3 && shape.label == 'fixed' && shape.none == nil"}},
+    ]})
+    assert result.ok, result.error
+    assert ("warning", 'm {"first": 3}', "say") in run_flow.logs
