@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from agent.config import InlinePolicy, inline_policy
@@ -95,6 +96,17 @@ def flow_status(result: FlowResult, token: CancelToken) -> str:
     return "failed"
 
 
+@dataclass(frozen=True)
+class FlowGrant:
+    """What a flow job may use besides HTTP, databases and Redis: ``script`` steps and the
+    agent's environment (``${env.NAME}``). Manifest flows get both; inline flows (sent by
+    the hub, not written by the agent's owner) get scripts only when allowed, never the
+    environment, so a dispatched definition cannot read the agent's secrets."""
+
+    scripts: bool = True
+    environment: bool = True
+
+
 class FlowJobRunner(JobRunner):
     """Turns a flow ASSIGNMENT into a reported result; one call per job.
 
@@ -106,13 +118,14 @@ class FlowJobRunner(JobRunner):
     inline: InlinePolicy | None = None
 
     def _run_prepared(self, prepared: Any, timeout: Any, handle: JobHandle) -> dict[str, Any]:
-        flow, variables, scripts_allowed = prepared
-        return self._execute_flow(flow, variables, timeout, handle, scripts_allowed)
+        flow, variables, grant = prepared
+        return self._execute_flow(flow, variables, timeout, handle, grant)
 
     def _policy(self) -> InlinePolicy:
         return self.inline if self.inline is not None else inline_policy()
 
-    def _prepare(self, job: Mapping[str, Any], job_id: str) -> tuple[Flow, dict[str, Any], bool]:
+    def _prepare(self, job: Mapping[str, Any],
+                 job_id: str) -> tuple[Flow, dict[str, Any], FlowGrant]:
         if job.get("kind") != "flow":
             raise JobRefused(f"unsupported_kind: {job.get('kind')}")
         name = str(job.get("flow") or "")
@@ -125,12 +138,12 @@ class FlowJobRunner(JobRunner):
         if entry is None:  # the agent is the final authority on what may run here
             raise JobRefused(f"flow_not_in_manifest: {name}")
         try:
-            return load_flow_file(entry.path), dict(variables), True
+            return load_flow_file(entry.path), dict(variables), FlowGrant()
         except FlowError as exc:
             raise JobRefused(f"invalid_flow: {name}: {exc}") from None
 
     def _prepare_inline(self, name: str, definition: Any,
-                        variables: dict[str, Any]) -> tuple[Flow, dict[str, Any], bool]:
+                        variables: dict[str, Any]) -> tuple[Flow, dict[str, Any], FlowGrant]:
         policy = self._policy()
         if not policy.flows:
             raise JobRefused("inline_flows_not_allowed: start the agent with "
@@ -139,10 +152,10 @@ class FlowJobRunner(JobRunner):
             flow = load_flow(definition)
         except FlowError as exc:
             raise JobRefused(f"invalid_flow: {name}: {exc}") from None
-        return flow, variables, policy.scripts
+        return flow, variables, FlowGrant(scripts=policy.scripts, environment=False)
 
     def _engine(self, handle: JobHandle, printer: StepPrinter, events: EventStreamer,
-                scripts_allowed: bool = True) -> FlowEngine:
+                grant: FlowGrant) -> FlowEngine:
         def emit(event: dict[str, Any]) -> None:
             printer(event)
             events.add(event)
@@ -155,20 +168,20 @@ class FlowJobRunner(JobRunner):
         )
         return FlowEngine(
             emit, resolver=ManifestFlowResolver(self.manifest.lookup_flow),
-            script_runner=scripts if scripts_allowed else None, log_sink=printer.log,
-            os_env=agent_environment(settings.api_key),
+            script_runner=scripts if grant.scripts else None, log_sink=printer.log,
+            os_env=agent_environment(settings.api_key) if grant.environment else {},
         )
 
     def _execute_flow(
         self, flow: Flow, variables: dict[str, Any], timeout: Any, handle: JobHandle,
-        scripts_allowed: bool = True,
+        grant: FlowGrant,
     ) -> dict[str, Any]:
         started_at, t0 = utc_now_iso(), time.monotonic()
         output = TextBuffer(self.settings.output_cap_bytes)
         interval = self.settings.stream_interval
         events = EventStreamer(lambda batch: self._upload_events(handle, batch), interval)
         printer = StepPrinter(output)  # type: ignore[arg-type]
-        engine = self._engine(handle, printer, events, scripts_allowed)
+        engine = self._engine(handle, printer, events, grant)
         log.info("job %s started: flow %s", handle.job_id, flow.name)
         streamer = LogStreamer(
             {"stdout": output.read_live},

@@ -242,3 +242,11 @@ def test_inline_dispatch_is_refused_unless_the_agent_opts_in(
     done = wait_job(live_hub, token, jobs["jobs"][0]["job_id"])
     assert done["status"] == "failed"
     assert "script steps are not allowed here" in done["steps"][0]["error"]
+    # an inline flow cannot read the agent's environment (its secrets)
+    status, body = dispatch(live_hub, token, {"agent": inline.name, "definition": {
+        "name": "peek", "steps": [{"id": "env", "action": "log",
+                                   "config": {"message": "${env.SCRIPTS_DIR}"}}]}})
+    assert status == 202, body
+    peek = wait_job(live_hub, token, body["job_id"])
+    assert peek["status"] == "failed"
+    assert "environment variable SCRIPTS_DIR is not set" in peek["steps"][0]["error"]
