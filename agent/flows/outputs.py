@@ -44,7 +44,10 @@ def check_output_path(path: str) -> None:
     """Raise :class:`ExpressionError` for a path that can never be read (load time)."""
     if path.strip().startswith("$"):
         compile_jsonpath(path.strip())
-    else:
+        return
+    try:
+        parse_reference(path.strip())  # a dot path such as ``body.user-id``
+    except FlowError:
         compile_expression(path)
 
 
