@@ -100,15 +100,35 @@ def check_manifest(manifest_path: str, scripts_dir: str) -> None:
         manifest = load_manifest(manifest_path, scripts_dir)
     except ManifestError as exc:
         fail(str(exc), 1)
+    errors = list(manifest.errors)
+    ok = 0
     for kind, entries in (("script", manifest.scripts), ("flow", manifest.flows)):
         for entry in entries.values():
+            problems = flow_problems(entry.path) if kind == "flow" else []
+            if problems:  # validated exactly as run-flow and the agent load it
+                errors += [f"flows[{entry.name}] refused: {p}" for p in problems]
+                continue
+            ok += 1
             runner = " ".join(entry.argv())
             click.echo(f"ok      {kind:6} {entry.name:24} {runner}  # {entry.description}")
-    for error in manifest.errors:
+    for error in errors:
         click.echo(f"refused {error}")
-    total = len(manifest.scripts) + len(manifest.flows)
-    click.echo(f"{total} entr{'y' if total == 1 else 'ies'} ok, {len(manifest.errors)} refused")
-    sys.exit(1 if manifest.errors else 0)
+    click.echo(f"{ok} entr{'y' if ok == 1 else 'ies'} ok, {len(errors)} refused")
+    sys.exit(1 if errors else 0)
+
+
+def flow_problems(path: str) -> list[str]:
+    """Every problem ``run-flow`` would report for the flow file at ``path``."""
+    from agent.flows.errors import FlowError, FlowSchemaError
+    from agent.flows.schema import load_flow_file
+
+    try:
+        load_flow_file(path)
+    except FlowSchemaError as exc:
+        return exc.errors
+    except FlowError as exc:
+        return [str(exc)]
+    return []
 
 
 cli.add_command(run_flow_cli)  # scriptmesh-agent run-flow FILE --var k=v

@@ -46,7 +46,29 @@ ENV_VARS = {
     "allow_undeclared_params": "ALLOW_UNDECLARED_PARAMS",
 }
 
+#: Opt-ins for inline flows (``POST /agent/dispatch``): off unless set to true.
+INLINE_FLOWS_VAR = "ALLOW_INLINE_FLOWS"
+INLINE_FLOW_SCRIPTS_VAR = "ALLOW_INLINE_FLOW_SCRIPTS"
+_TRUE = ("1", "true", "yes", "on")
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class InlinePolicy:
+    """Whether this agent runs flow definitions sent with a job (not from its manifest),
+    and whether such flows may use ``script`` steps."""
+
+    flows: bool = False
+    scripts: bool = False
+
+
+def inline_policy(env: Mapping[str, str] | None = None) -> InlinePolicy:
+    """Read ``ALLOW_INLINE_FLOWS`` / ``ALLOW_INLINE_FLOW_SCRIPTS`` (default: both off)."""
+    env = os.environ if env is None else env
+    flows = env.get(INLINE_FLOWS_VAR, "").strip().lower() in _TRUE
+    scripts = flows and env.get(INLINE_FLOW_SCRIPTS_VAR, "").strip().lower() in _TRUE
+    return InlinePolicy(flows, scripts)
 
 
 class ConfigError(ValueError):

@@ -14,8 +14,10 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from agent.config import InlinePolicy, inline_policy
 from agent.event_streamer import EventStreamer
 from agent.flows.actions.script import ManifestScriptRunner
 from agent.flows.context import CancelToken
@@ -23,7 +25,7 @@ from agent.flows.engine import FlowEngine, FlowResult
 from agent.flows.errors import FlowError
 from agent.flows.local import StepPrinter
 from agent.flows.resolvers import ManifestFlowResolver
-from agent.flows.schema import Flow, load_flow_file
+from agent.flows.schema import Flow, load_flow, load_flow_file
 from agent.jobs import JobHandle
 from agent.log_streamer import LogStreamer
 from agent.runner import (
@@ -94,29 +96,66 @@ def flow_status(result: FlowResult, token: CancelToken) -> str:
     return "failed"
 
 
+@dataclass(frozen=True)
+class FlowGrant:
+    """What a flow job may use besides HTTP, databases and Redis: ``script`` steps and the
+    agent's environment (``${env.NAME}``). Manifest flows get both; inline flows (sent by
+    the hub, not written by the agent's owner) get scripts only when allowed, never the
+    environment, so a dispatched definition cannot read the agent's secrets."""
+
+    scripts: bool = True
+    environment: bool = True
+
+
 class FlowJobRunner(JobRunner):
-    """Turns a flow ASSIGNMENT into a reported result; one call per job."""
+    """Turns a flow ASSIGNMENT into a reported result; one call per job.
+
+    An assignment with a ``definition`` is an inline flow: run only when the agent
+    opted in (``ALLOW_INLINE_FLOWS=true``), and without ``script`` steps unless
+    ``ALLOW_INLINE_FLOW_SCRIPTS=true`` too.
+    """
+
+    inline: InlinePolicy | None = None
 
     def _run_prepared(self, prepared: Any, timeout: Any, handle: JobHandle) -> dict[str, Any]:
-        flow, variables = prepared
-        return self._execute_flow(flow, variables, timeout, handle)
+        flow, variables, grant = prepared
+        return self._execute_flow(flow, variables, timeout, handle, grant)
 
-    def _prepare(self, job: Mapping[str, Any], job_id: str) -> tuple[Flow, dict[str, Any]]:
+    def _policy(self) -> InlinePolicy:
+        return self.inline if self.inline is not None else inline_policy()
+
+    def _prepare(self, job: Mapping[str, Any],
+                 job_id: str) -> tuple[Flow, dict[str, Any], FlowGrant]:
         if job.get("kind") != "flow":
             raise JobRefused(f"unsupported_kind: {job.get('kind')}")
         name = str(job.get("flow") or "")
-        entry = self.manifest.lookup_flow(name)
-        if entry is None:  # the agent is the final authority on what may run here
-            raise JobRefused(f"flow_not_in_manifest: {name}")
         variables = job.get("variables") or {}
         if not isinstance(variables, Mapping):
             raise JobRefused("invalid_variables: variables must be an object")
+        if job.get("definition") is not None:
+            return self._prepare_inline(name, job["definition"], dict(variables))
+        entry = self.manifest.lookup_flow(name)
+        if entry is None:  # the agent is the final authority on what may run here
+            raise JobRefused(f"flow_not_in_manifest: {name}")
         try:
-            return load_flow_file(entry.path), dict(variables)
+            return load_flow_file(entry.path), dict(variables), FlowGrant()
         except FlowError as exc:
             raise JobRefused(f"invalid_flow: {name}: {exc}") from None
 
-    def _engine(self, handle: JobHandle, printer: StepPrinter, events: EventStreamer) -> FlowEngine:
+    def _prepare_inline(self, name: str, definition: Any,
+                        variables: dict[str, Any]) -> tuple[Flow, dict[str, Any], FlowGrant]:
+        policy = self._policy()
+        if not policy.flows:
+            raise JobRefused("inline_flows_not_allowed: start the agent with "
+                             "ALLOW_INLINE_FLOWS=true to run flows sent by the hub")
+        try:
+            flow = load_flow(definition)
+        except FlowError as exc:
+            raise JobRefused(f"invalid_flow: {name}: {exc}") from None
+        return flow, variables, FlowGrant(scripts=policy.scripts, environment=False)
+
+    def _engine(self, handle: JobHandle, printer: StepPrinter, events: EventStreamer,
+                grant: FlowGrant) -> FlowEngine:
         def emit(event: dict[str, Any]) -> None:
             printer(event)
             events.add(event)
@@ -129,19 +168,20 @@ class FlowJobRunner(JobRunner):
         )
         return FlowEngine(
             emit, resolver=ManifestFlowResolver(self.manifest.lookup_flow),
-            script_runner=scripts, log_sink=printer.log,
-            os_env=agent_environment(settings.api_key),
+            script_runner=scripts if grant.scripts else None, log_sink=printer.log,
+            os_env=agent_environment(settings.api_key) if grant.environment else {},
         )
 
     def _execute_flow(
-        self, flow: Flow, variables: dict[str, Any], timeout: Any, handle: JobHandle
+        self, flow: Flow, variables: dict[str, Any], timeout: Any, handle: JobHandle,
+        grant: FlowGrant,
     ) -> dict[str, Any]:
         started_at, t0 = utc_now_iso(), time.monotonic()
         output = TextBuffer(self.settings.output_cap_bytes)
         interval = self.settings.stream_interval
         events = EventStreamer(lambda batch: self._upload_events(handle, batch), interval)
         printer = StepPrinter(output)  # type: ignore[arg-type]
-        engine = self._engine(handle, printer, events)
+        engine = self._engine(handle, printer, events, grant)
         log.info("job %s started: flow %s", handle.job_id, flow.name)
         streamer = LogStreamer(
             {"stdout": output.read_live},

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.config import inline_policy
 from agent.params import ParamError, ParamSpec, parse_declarations
 
 KINDS = ("scripts", "flows")
@@ -64,6 +65,7 @@ class Manifest:
             "scripts": [entry.to_wire() for entry in self.scripts.values()],
             "flows": [entry.to_wire() for entry in self.flows.values()],
             "allow_undeclared_params": self.allow_undeclared_params,
+            **({"inline_flows": True} if inline_policy().flows else {}),  # hub: inline ok
         }
 
 

@@ -69,7 +69,8 @@ Endpoints (all JSON)
     "params": {str: str}, "timeout": s, "lease_expires_at": iso8601}``, or
     for a flow ``{"job_id", "kind": "flow", "flow": name, "variables": {..},
     "timeout": s, "lease_expires_at": iso8601}`` (``variables``: JSON values,
-    the flow's trigger variables; the agent runs it with ``agent.flows``).
+    the flow's trigger variables; the agent runs it with ``agent.flows``). An
+    inline flow (``POST /agent/dispatch``) also carries ``"definition": {...}``.
 
 ``POST /agent/jobs/<job_id>/start``
     ``{"agent_name"}`` -> ``{"status": "running"}``. 409 ``job_not_runnable``

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.flows.assertions import check_assertions
 from agent.flows.errors import FlowCancelled, StepTimeout
-from agent.flows.interpolate import MISSING
+from agent.flows.interpolate import MISSING, OS_ENV_KEY
 
 if TYPE_CHECKING:
     from agent.flows.engine import FlowEngine
@@ -27,6 +27,7 @@ FlowResolver = Callable[[str], Any]
 ScriptRunner = Callable[[str, dict[str, str], float | None, Callable[[], bool]], Mapping]
 
 SLEEP_SLICE = 0.05
+RESPONSE_KEYS = ("status", "body", "headers", "duration_ms")
 
 
 def default_log_sink(level: str, message: str, step_id: str) -> None:
@@ -140,6 +141,8 @@ class ActionContext:
     run: RunContext
     report_values: bool = False
     assertions: list[dict[str, Any]] = field(default_factory=list)
+    #: The step's own id (unqualified): assertions may say ``register.status``.
+    own_id: str = ""
 
     def remaining(self) -> float | None:
         """Seconds left for this step (None: unbounded)."""
@@ -157,9 +160,20 @@ class ActionContext:
         return self.run.cancel.reason is not None or (left is not None and left <= 0)
 
     def names(self, result: Any = None) -> ChainMap:
-        """Names for expressions: ``result``'s fields first, then the scope's."""
+        """Names for expressions: ``result``'s fields first (and the result under the
+        step's own id), then the scope's, then the agent environment for ``${env.X}``."""
         names = self.scope.names()
-        return names.new_child(dict(result)) if isinstance(result, Mapping) else names
+        names.maps.append({OS_ENV_KEY: self.run.os_env})
+        if result is None:
+            return names
+        if self.own_id:
+            names = names.new_child({self.own_id: result})
+        if not isinstance(result, Mapping):
+            return names
+        fields = dict(result)
+        if "status" in fields and "body" in fields:  # TestMesh's ``response.status`` alias
+            fields.setdefault("response", {key: fields.get(key) for key in RESPONSE_KEYS})
+        return names.new_child(fields)
 
     def log(self, message: str, level: str = "info") -> None:
         """Write one line to the job's output."""
@@ -179,10 +193,14 @@ class ActionSpec:
     """One action: its function and which config keys the engine must not interpolate.
 
     ``raw_keys`` hold nested steps or expressions, which are resolved later, when
-    (and as often as) they run. ``config_schema`` is merged into the flow JSON Schema.
+    (and as often as) they run. ``config_schema`` is merged into the flow JSON Schema
+    (every key it lists under ``properties`` is allowed, no other). ``result_keys`` and
+    ``example`` feed the generated action reference (``docs/flow-actions.md``).
     """
 
     run: Callable[[dict[str, Any], ActionContext], Any]
     raw_keys: frozenset[str] = frozenset()
     config_schema: Mapping[str, Any] = field(default_factory=dict)
     expression_keys: tuple[str, ...] = ()
+    result_keys: tuple[str, ...] = ()
+    example: Mapping[str, Any] = field(default_factory=dict)

@@ -35,7 +35,8 @@ from agent.flows.errors import (
 )
 from agent.flows.events import Emit, Emitter, plain
 from agent.flows.expressions import evaluate
-from agent.flows.interpolate import MISSING, interpolate
+from agent.flows.interpolate import MISSING, OS_ENV_KEY, interpolate
+from agent.flows.outputs import extract_output
 from agent.flows.schema import Flow, Step
 from agent.flows.timeouts import call_with_deadline
 from agent.runner import utc_now_iso
@@ -106,6 +107,9 @@ class FlowEngine:
             os_env=self.os_env, report_values=self.report_values,
             timeout_label=f"flow timeout ({limit:g}s)" if limit is not None else "flow timeout",
         )
+        for warning in flow.warnings:
+            emitter({"type": "flow_warning", "flow": flow.name, "message": warning})
+            self.log_sink("warning", warning, flow.name)
         error, scope = self.run_subflow(flow, variables or {}, run, "", nested=False)
         outputs = plain(scope.outputs)
         duration_ms = int((time.monotonic() - t0) * 1000)
@@ -132,8 +136,11 @@ class FlowEngine:
                              timeout_label=f"flow {flow.name!r} timeout ({flow.timeout:g}s)")
         try:
             error = self.run_steps(flow.setup, scope, run, prefix)
-            error = f"setup failed: {error}" if error else self.run_steps(flow.steps, scope, run,
-                                                                        prefix)
+            if error:
+                error = f"setup failed: {error}"
+                self.skip_steps(flow.steps, run, prefix, "not run: setup failed")
+            else:
+                error = self.run_steps(flow.steps, scope, run, prefix)
         except Exception as exc:  # never let a bug skip the teardown or kill the agent
             log.exception("flow %s: internal error", flow.name)
             error = f"internal error: {type(exc).__name__}: {exc}"
@@ -170,19 +177,33 @@ class FlowEngine:
         not count) or ``keep_going`` is set (teardown: every step runs).
         """
         first = None
-        for raw in steps or ():
+        steps = list(steps or ())
+        for index, raw in enumerate(steps):
             step = raw if isinstance(raw, Step) else Step.from_dict(raw)
             if not keep_going:
                 try:
                     run.check()
                 except FlowError as exc:
+                    self.skip_steps(steps[index:], run, prefix, f"not run: {exc}")
                     return first or str(exc)
             status, error = self.run_step(step, scope, run, prefix)
             if status == "failed" and step.on_error != "continue":
                 first = first or f"step {prefix}{step.id}: {error}"
                 if not keep_going:
+                    self.skip_steps(steps[index + 1:], run, prefix,
+                                    f"not run: step {prefix}{step.id} failed")
                     return first
         return first
+
+    @staticmethod
+    def skip_steps(steps: Any, run: RunContext, prefix: str, reason: str) -> None:
+        """Report steps that will not run (after a failure) as skipped, so counts add up."""
+        for raw in steps or ():
+            step = raw if isinstance(raw, Step) else Step.from_dict(raw)
+            run.emit({"type": "step_skipped", "id": prefix + step.id,
+                      "name": step.name or step.id, "action": step.action,
+                      "status": "skipped", "started_at": utc_now_iso(), "duration_ms": 0,
+                      "reason": reason})
 
     def run_step(
         self, step: Step, scope: Scope, run: RunContext, prefix: str
@@ -191,7 +212,7 @@ class FlowEngine:
         base = {"id": prefix + step.id, "name": step.name or step.id, "action": step.action}
         started_at, t0 = utc_now_iso(), time.monotonic()
         try:
-            skip = self._skip(step, scope)
+            skip = self._skip(step, scope, run)
         except ExpressionError as exc:
             run.emit({"type": "step_started", **base, "status": "running",
                       "started_at": started_at})
@@ -204,19 +225,16 @@ class FlowEngine:
         trace: dict[str, Any] = {"attempts": 0, "assertions": []}
         try:
             result = self._attempts(step, scope, run, base["id"], trace)
-            outputs = self._outputs(step, result, scope)
         except FlowError as exc:
             outputs = {}
             if isinstance(exc, StepFailed) and exc.result is not None:
-                scope.results[step.id] = exc.result
-                outputs = self._partial_outputs(step, exc.result, scope)
+                outputs = self._store(step, exc.result, scope, run, base["id"])
             return self._finish(run, base, started_at, t0, trace, str(exc), outputs)
         except Exception as exc:  # an action bug must fail the step, not the agent
             log.exception("step %s: internal error", base["id"])
             return self._finish(run, base, started_at, t0, trace,
                                 error=f"internal error: {type(exc).__name__}: {exc}")
-        scope.results[step.id] = result
-        scope.outputs.update(outputs)
+        outputs = self._store(step, result, scope, run, base["id"])
         return self._finish(run, base, started_at, t0, trace, outputs=outputs)
 
     def _finish(self, run: RunContext, base: dict[str, Any], started_at: str, t0: float,
@@ -231,12 +249,14 @@ class FlowEngine:
         return status, error
 
     @staticmethod
-    def _skip(step: Step, scope: Scope) -> bool:
+    def _skip(step: Step, scope: Scope, run: RunContext) -> bool:
         if step.when is None:
             return False
         if isinstance(step.when, bool):
             return not step.when
-        return not evaluate(step.when, scope.names())
+        names = scope.names()
+        names.maps.append({OS_ENV_KEY: run.os_env})  # ${env.X} inside the expression
+        return not evaluate(step.when, names)
 
     def _attempts(self, step: Step, scope: Scope, run: RunContext, qid: str,
                   trace: dict[str, Any]) -> Any:
@@ -271,7 +291,7 @@ class FlowEngine:
         step_run = run.derive(cancel=CancelToken(run.cancel), deadline=deadline,
                               timeout_label=label)
         report = step.report_values or run.report_values
-        return ActionContext(self, qid, scope, step_run, report)
+        return ActionContext(self, qid, scope, step_run, report, own_id=step.id)
 
     def _attempt(self, step: Step, spec: ActionSpec, ctx: ActionContext) -> Any:
         lookup = ctx.scope.lookup
@@ -285,25 +305,20 @@ class FlowEngine:
             raise
         return result
 
-    def _partial_outputs(self, step: Step, result: Any, scope: Scope) -> dict[str, Any]:
-        """Outputs of a failed step that still produced a result (best effort)."""
-        try:
-            outputs = self._outputs(step, result, scope)
-        except FlowError:
-            return {}
-        scope.outputs.update(outputs)
-        return outputs
-
-    @staticmethod
-    def _outputs(step: Step, result: Any, scope: Scope) -> dict[str, Any]:
-        names = scope.names()
+    def _store(self, step: Step, result: Any, scope: Scope, run: RunContext,
+               qid: str) -> dict[str, Any]:
+        """Keep the result under the step's id (every key, plus the named outputs, as
+        TestMesh stores them) and return the named outputs. An output never fails a step:
+        one that matches nothing is nil, with a warning in the job's output."""
+        names = scope.names().new_child({step.id: result})
         if isinstance(result, Mapping):
             names = names.new_child(dict(result))
         outputs = {}
         for name, path in step.output.items():
-            try:
-                outputs[name] = evaluate(path, names)
-            except ExpressionError as exc:
-                raise StepFailed(f"output {name!r} ({path}): {exc}", result) from None
+            outputs[name], note = extract_output(path, result, step.id, names)
+            if note:
+                run.log_sink("warning", f"output {name!r}: {note}", qid)
+        stored = {**result, **outputs} if isinstance(result, Mapping) else result
+        scope.results[step.id] = stored
+        scope.outputs.update(outputs)
         return outputs
-

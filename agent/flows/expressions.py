@@ -1,18 +1,29 @@
 """A safe expression language for ``assert``, ``when`` and conditions (no eval, no exec).
 
 A tokenizer and a recursive-descent parser build a small tree of tuples that
-:func:`evaluate` walks against a mapping of names. Grammar, loosest first::
+:func:`evaluate` walks against a mapping of names. It follows expr-lang (TestMesh's
+assertion language) where flows use it. Grammar, loosest first::
 
+    ternary := or ("?" ternary ":" ternary)?
     or      := and (("||" | "or") and)*
     and     := not (("&&" | "and") not)*
     not     := ("!" | "not") not | compare
     compare := sum (OP sum)*   OP: == != < > <= >= in, not in, contains,
                                    startsWith, endsWith, matches
     sum     := product (("+" | "-") product)*
-    product := unary (("*" | "/" | "%") unary)*
+    product := coalesce (("*" | "/" | "%") coalesce)*
+    coalesce:= unary ("??" unary)*
     unary   := ("-" | "!") unary | postfix
-    postfix := primary ("." NAME | "[" or "]" | "(" args ")")*
-    primary := number | string | true | false | nil | null | NAME | "(" or ")" | "[" list "]"
+    postfix := primary ("." NAME | "[" ternary "]" | "(" args ")")*
+    primary := number | string | true | false | nil | null | NAME | "#" | "." NAME
+             | "${" reference "}" | "(" ternary ")" | "[" list "]" | "{" key ":" value, ... "}"
+
+``all/any/none/one/filter/map/count(list, predicate)`` take a predicate in which ``#``
+is the element (``{# > 0}`` or ``# > 0``; ``.name`` means ``#.name``). ``${ref}`` reads
+a variable, output or step result as interpolation would (its type kept), so
+``"${fetch.status} == 200"`` and ``"{{status}} == 'passed'"`` work. Not supported:
+``**``/``^``, ``..`` ranges, ``|`` pipes, ``?.`` optional chaining, ``let``, slices
+``[a:b]``, ``$env``, and functions not in :data:`agent.flows.functions.FUNCTIONS`.
 
 Error messages name operators, names and types, never values, so they are safe to report.
 """
@@ -20,20 +31,23 @@ Error messages name operators, names and types, never values, so they are safe t
 from __future__ import annotations
 
 import re
+from collections import ChainMap
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from agent.flows.errors import ExpressionError
-from agent.flows.functions import FUNCTIONS, apply_binary
+from agent.flows.errors import ExpressionError, FlowError
+from agent.flows.functions import CLOSURE_FUNCTIONS, FUNCTIONS, apply_binary
+from agent.flows.interpolate import MISSING, OS_ENV_KEY, resolve
 
 MAX_LENGTH = 10_000
 _TOKEN_RE = re.compile(
     r"""\s*(?:
       (?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
     | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+    | (?P<ref>\$\{[^{}]*\}|\{\{\s*[A-Za-z_][\w.\[\]]*\s*\}\})
     | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-    | (?P<op>==|!=|<=|>=|&&|\|\||[<>!()\[\],.+\-*/%])
+    | (?P<op>==|!=|<=|>=|&&|\|\||\?\?|[<>!()\[\],.+\-*/%?:#{}])
     )""",
     re.VERBOSE,
 )
@@ -66,6 +80,8 @@ def tokenize(source: str) -> list[tuple[str, Any, int, int]]:
             value = float(text) if any(c in text for c in ".eE") else int(text)
         elif kind == "string":
             value = _unescape(text)
+        elif kind == "ref":
+            value = text[2:-2].strip() if text.startswith("{{") else text[2:-1]
         tokens.append((kind, value, match.start(kind), match.end()))
         pos = match.end()
     tokens.append(("eof", None, len(source), len(source)))
@@ -97,10 +113,18 @@ class _Parser:
             raise ExpressionError(f"expected {value!r} at position {start}, found {shown}")
 
     def parse(self) -> tuple:
-        node = self.parse_or()
+        node = self.parse_ternary()
         kind, value, start, _ = self.peek()
         if kind != "eof":
             raise ExpressionError(f"unexpected {value!r} at position {start}")
+        return node
+
+    def parse_ternary(self) -> tuple:
+        node = self.parse_or()
+        if self.peek()[0] == "op" and self.accept("?"):
+            then = self.parse_ternary()
+            self.expect(":")
+            return ("if", node, then, self.parse_ternary())
         return node
 
     def parse_or(self) -> tuple:
@@ -141,9 +165,15 @@ class _Parser:
         return node
 
     def parse_product(self) -> tuple:
-        node = self.parse_unary()
+        node = self.parse_coalesce()
         while op := self.accept("*", "/", "%"):
-            node = ("binary", op, node, self.parse_unary())
+            node = ("binary", op, node, self.parse_coalesce())
+        return node
+
+    def parse_coalesce(self) -> tuple:
+        node = self.parse_unary()
+        while self.accept("??"):
+            node = ("coalesce", node, self.parse_unary())
         return node
 
     def parse_unary(self) -> tuple:
@@ -165,8 +195,10 @@ class _Parser:
                 self.pos += 1
                 node = ("member", node, ("lit", value))
             elif self.accept("["):
-                node = ("member", node, self.parse_or())
+                node = ("member", node, self.parse_ternary())
                 self.expect("]")
+            elif node[0] == "name" and node[1] in CLOSURE_FUNCTIONS and self.accept("("):
+                node, is_path = self._closure_call(node[1]), False
             elif node[0] == "name" and self.accept("("):
                 node, is_path = ("call", node[1], self._items(")")), False
             else:
@@ -181,8 +213,37 @@ class _Parser:
         while not self.accept(closing):
             if items:
                 self.expect(",")
-            items.append(self.parse_or())
+            items.append(self.parse_ternary())
         return items
+
+    def _closure_call(self, name: str) -> tuple:
+        """``all(list, {predicate})``: the predicate is kept unevaluated, ``#`` bound later."""
+        subject = self.parse_ternary()
+        self.expect(",")
+        if self.accept("{"):
+            body = self.parse_ternary()
+            self.expect("}")
+        else:
+            body = self.parse_ternary()
+        self.expect(")")
+        return ("closure", name, subject, body)
+
+    def _map(self) -> tuple:
+        pairs: list[tuple[tuple, tuple]] = []
+        while not self.accept("}"):
+            if pairs:
+                self.expect(",")
+            kind, value, _, _ = self.peek()
+            if kind in ("name", "string"):
+                self.pos += 1
+                key: tuple = ("lit", value)
+            else:
+                self.expect("(")
+                key = self.parse_ternary()
+                self.expect(")")
+            self.expect(":")
+            pairs.append((key, self.parse_ternary()))
+        return ("map", pairs)
 
     def parse_primary(self) -> tuple:
         kind, value, start, _ = self.peek()
@@ -193,12 +254,21 @@ class _Parser:
             return ("lit", _LITERALS[value])
         if kind == "name" and value not in _WORD_OPS | {"and", "or", "not"}:
             return ("name", value)
+        if kind == "ref":
+            return ("ref", value)
+        if kind == "op" and value == "#":
+            return ("name", "#")
+        if kind == "op" and value == "." and self.peek()[0] == "name":
+            self.pos += 1  # ``.field`` in a predicate: a field of the element
+            return ("member", ("name", "#"), ("lit", self.tokens[self.pos - 1][1]))
         if kind == "op" and value == "(":
-            node = self.parse_or()
+            node = self.parse_ternary()
             self.expect(")")
             return node
         if kind == "op" and value == "[":
             return ("list", self._items("]"))
+        if kind == "op" and value == "{":
+            return self._map()
         shown = "end of expression" if kind == "eof" else repr(value)
         raise ExpressionError(f"unexpected {shown} at position {start}")
 
@@ -252,6 +322,23 @@ def _eval(node: tuple, names: Mapping[str, Any], used: dict[str, Any] | None) ->
         return value
     if tag == "member":
         return _member(_eval(node[1], names, used), _eval(node[2], names, used))
+    if tag == "ref":
+        return _reference(node[1], names)
+    if tag == "if":
+        branch = node[2] if _eval(node[1], names, used) else node[3]
+        return _eval(branch, names, used)
+    if tag == "coalesce":
+        try:
+            value = _eval(node[1], names, used)
+        except ExpressionError:
+            value = None
+        return _eval(node[2], names, used) if value is None else value
+    if tag == "map":
+        return {_eval(k, names, used): _eval(v, names, used) for k, v in node[1]}
+    if tag == "closure":
+        subject = _eval(node[2], names, used)
+        return CLOSURE_FUNCTIONS[node[1]](
+            subject, lambda item: _eval(node[3], ChainMap({"#": item}, names), used))
     if tag == "or":
         return _eval(node[1], names, used) or _eval(node[2], names, used)
     if tag == "and":
@@ -268,6 +355,17 @@ def _eval(node: tuple, names: Mapping[str, Any], used: dict[str, Any] | None) ->
             raise ExpressionError(f"unknown function {node[1]!r}")
         return function(*[_eval(arg, names, used) for arg in node[2]])
     return apply_binary(node[1], _eval(node[2], names, used), _eval(node[3], names, used))
+
+
+def _reference(reference: str, names: Mapping[str, Any]) -> Any:
+    """``${ref}`` inside an expression: resolved like interpolation, type kept."""
+    def lookup(name: str) -> Any:
+        return names.get(name, MISSING)
+
+    try:
+        return resolve(reference, lookup, names.get(OS_ENV_KEY) or {})
+    except FlowError as exc:
+        raise ExpressionError(str(exc)) from None
 
 
 def _member(obj: Any, key: Any) -> Any:

@@ -2,7 +2,11 @@
 
 * ``${name}`` - a flow variable (flow ``env`` or trigger variables) or a named output;
 * ``${step_id.path.to[0].value}`` - a field of an earlier step's result;
-* ``${env.NAME}`` - the agent's own environment (secrets stay on the agent).
+* ``${env.NAME}`` - the agent's own environment (secrets stay on the agent);
+* TestMesh's built-ins ``${RANDOM_ID}``, ``${UUID}`` (a new UUID4 each time),
+  ``${TIMESTAMP}`` (Unix seconds), ``${ISO_TIMESTAMP}``, ``${DATE}``, ``${TIME}``,
+  ``${DATETIME}`` (UTC), unless a variable of that name exists;
+* ``{{NAME}}`` is the same as ``${NAME}`` (TestMesh's other form).
 
 A string that is exactly one reference keeps the referenced value's type; references
 embedded in longer text are rendered as text. ``$${`` writes a literal ``${``.
@@ -10,16 +14,35 @@ embedded in longer text are rendered as text. ``$${`` writes a literal ``${``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent.flows.errors import InterpolationError
 
 MISSING = object()
-_REFERENCE_RE = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
-_WHOLE_RE = re.compile(r"^\$\{([^{}]*)\}$")
+#: The names key under which expressions find the agent environment for ``${env.X}``.
+OS_ENV_KEY = "$env"
+_REFERENCE_RE = re.compile(r"\$\$\{|\$\{([^{}]*)\}|\{\{\s*([A-Za-z_][\w.\[\]]*)\s*\}\}")
+_WHOLE_RE = re.compile(r"^(?:\$\{([^{}]*)\}|\{\{\s*([A-Za-z_][\w.\[\]]*)\s*\}\})$")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+BUILTINS: dict[str, Callable[[], str]] = {
+    "RANDOM_ID": lambda: str(uuid.uuid4()),
+    "UUID": lambda: str(uuid.uuid4()),
+    "TIMESTAMP": lambda: str(int(_now().timestamp())),
+    "ISO_TIMESTAMP": lambda: _now().replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+    "DATE": lambda: _now().strftime("%Y-%m-%d"),
+    "TIME": lambda: _now().strftime("%H:%M:%S"),
+    "DATETIME": lambda: _now().strftime("%Y-%m-%d %H:%M:%S"),
+}
 _HEAD_RE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)")
 _SEGMENT_RE = re.compile(r"\.([A-Za-z0-9_\-]+)|\[\s*(-?\d+)\s*\]|\[\s*([\"'])(.*?)\3\s*\]")
 
@@ -86,6 +109,8 @@ def resolve(reference: str, lookup: Lookup, os_env: Mapping[str, str]) -> Any:
             )
         return value
     value = lookup(head)
+    if value is MISSING and head in BUILTINS and len(parts) == 1:
+        return BUILTINS[head]()
     if value is MISSING:
         raise InterpolationError(
             f"unknown reference ${{{reference}}}: no variable, output or step named {head!r}"
@@ -104,17 +129,21 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
+def _group(match: re.Match[str]) -> str:
+    return match.group(1) if match.group(1) is not None else match.group(2)
+
+
 def interpolate(value: Any, lookup: Lookup, os_env: Mapping[str, str]) -> Any:
     """Return ``value`` with every ``${...}`` in its strings resolved (recursively)."""
     if isinstance(value, str):
         whole = _WHOLE_RE.match(value)
         if whole:
-            return resolve(whole.group(1), lookup, os_env)
+            return resolve(_group(whole), lookup, os_env)
 
         def replace(match: re.Match[str]) -> str:
             if match.group(0) == "$${":
                 return "${"
-            return as_text(resolve(match.group(1), lookup, os_env))
+            return as_text(resolve(_group(match), lookup, os_env))
 
         return _REFERENCE_RE.sub(replace, value)
     if isinstance(value, Mapping):

@@ -37,6 +37,8 @@ class StepPrinter:
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["type"]
+        if kind == "flow_warning":
+            return  # printed by the log sink
         if kind.startswith("flow_"):
             counts = event["steps"]
             self._print(f"flow {event['flow']!r} {event['status']} in {event['duration_ms']}ms: "
@@ -62,10 +64,12 @@ class StepPrinter:
         self._print(f"[{level[:5]:<5}] {step_id}: {message}")
 
 
-def local_script_runner() -> ScriptRunner | None:
-    """The manifest's scripts ($MANIFEST_PATH / $SCRIPTS_DIR), or None when there is none."""
-    manifest = os.environ.get("MANIFEST_PATH", DEFAULT_MANIFEST_PATH)
-    scripts_dir = os.environ.get("SCRIPTS_DIR", DEFAULT_SCRIPTS_DIR)
+def local_script_runner(manifest: str | None = None,
+                        scripts_dir: str | None = None) -> ScriptRunner | None:
+    """The manifest's scripts (``--manifest`` / ``--scripts-dir``, else $MANIFEST_PATH /
+    $SCRIPTS_DIR), or None when there is no manifest."""
+    manifest = manifest or os.environ.get("MANIFEST_PATH", DEFAULT_MANIFEST_PATH)
+    scripts_dir = scripts_dir or os.environ.get("SCRIPTS_DIR", DEFAULT_SCRIPTS_DIR)
     if not os.path.isfile(manifest):
         return None
     try:
@@ -75,7 +79,8 @@ def local_script_runner() -> ScriptRunner | None:
         return None
 
 
-def run_flow_command(path: str, variables: dict[str, str], stream: TextIO | None = None) -> int:
+def run_flow_command(path: str, variables: dict[str, str], stream: TextIO | None = None,
+                     manifest: str | None = None, scripts_dir: str | None = None) -> int:
     """Run the flow at ``path`` with ``variables``; return 0 passed, 1 failed, 2 invalid."""
     out = stream or sys.stdout
     try:
@@ -89,7 +94,8 @@ def run_flow_command(path: str, variables: dict[str, str], stream: TextIO | None
     printer = StepPrinter(out)
     engine = FlowEngine(
         printer, resolver=DirectoryResolver(os.path.dirname(os.path.abspath(path))),
-        script_runner=local_script_runner(), log_sink=printer.log, report_values=True,
+        script_runner=local_script_runner(manifest, scripts_dir), log_sink=printer.log,
+        report_values=True,
     )
     result = engine.run(flow, variables)
     return EXIT_PASSED if result.ok else EXIT_FAILED
@@ -113,6 +119,12 @@ def parse_variables(pairs: Iterable[str]) -> dict[str, str]:
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--var", "pairs", multiple=True, metavar="NAME=VALUE",
               help="A flow variable (repeatable); overrides the flow's env.")
-def run_flow_cli(path: str, pairs: tuple[str, ...]) -> None:
+@click.option("--manifest", "manifest", metavar="FILE",
+              help="Manifest whose scripts `script` steps may run [MANIFEST_PATH].")
+@click.option("--scripts-dir", "scripts_dir", metavar="DIR",
+              help="Directory the manifest's script paths are in [SCRIPTS_DIR].")
+def run_flow_cli(path: str, pairs: tuple[str, ...], manifest: str | None,
+                 scripts_dir: str | None) -> None:
     """Run the flow file PATH locally and print each step as it runs."""
-    sys.exit(run_flow_command(path, parse_variables(pairs)))
+    sys.exit(run_flow_command(path, parse_variables(pairs), manifest=manifest,
+                              scripts_dir=scripts_dir))

@@ -19,6 +19,8 @@ from agent.flows.actions import ACTIONS
 from agent.flows.durations import DURATION_PATTERN, optional_duration, parse_duration
 from agent.flows.errors import ExpressionError, FlowError, FlowSchemaError
 from agent.flows.expressions import compile_expression
+from agent.flows.layout import normalize
+from agent.flows.outputs import check_output_path
 
 __all__ = ["Flow", "FlowError", "RetryPolicy", "Step", "load_flow", "load_flow_file",
            "parse_flow_text"]
@@ -34,7 +36,8 @@ DURATION = {"type": ["number", "string"], "minimum": 0, "pattern": DURATION_PATT
 def _action_rules() -> list[dict[str, Any]]:
     rules = []
     for name, spec in sorted(ACTIONS.items()):
-        config = {"type": "object", **spec.config_schema}
+        # A typo inside an action's config must fail loudly: additionalProperties is false.
+        config = {"type": "object", "additionalProperties": False, **spec.config_schema}
         then: dict[str, Any] = {"properties": {"config": config}}
         if spec.config_schema.get("required"):
             then["required"] = ["config"]
@@ -150,6 +153,10 @@ class Flow:
     steps: tuple[Step, ...] = ()
     teardown: tuple[Step, ...] = ()
     timeout: float | None = None
+    #: Keys kept but not run (TestMesh's ``suite``, ``tags``, ``collection``...).
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: Unknown keys that were ignored, reported as a ``flow_warning`` event.
+    warnings: tuple[str, ...] = ()
 
 
 def _location(path: list[Any]) -> str:
@@ -200,8 +207,6 @@ def _expressions(step: dict[str, Any]) -> Iterator[tuple[list[Any], str]]:
         yield ["assert", index], expression
     if isinstance(step.get("when"), str):
         yield ["when"], step["when"]
-    for name, path in (step.get("output") or {}).items():
-        yield ["output", name], path
     config = step.get("config") or {}
     for key in ACTIONS[step["action"]].expression_keys:
         value = config.get(key)
@@ -225,20 +230,26 @@ def _semantic_errors(document: dict[str, Any]) -> list[str]:
                     compile_expression(expression)
                 except ExpressionError as exc:
                     errors.append(describe_error(document, [*path, *field_path], str(exc)))
+            for name, output_path in (step.get("output") or {}).items():
+                try:
+                    check_output_path(output_path)
+                except ExpressionError as exc:
+                    errors.append(describe_error(document, [*path, "output", name], str(exc)))
     return errors
 
 
 def load_flow(document: Any) -> Flow:
     """Validate a decoded document and return the :class:`Flow`.
 
-    A bare ``{name, steps, ...}`` is accepted as if wrapped in ``flow:``.
+    The layout is normalized first (:mod:`agent.flows.layout`): a bare ``{name,
+    steps, ...}`` (TestMesh's form) is accepted, metadata is kept, steps without
+    ``id`` are numbered and unknown keys outside ``config`` become warnings.
 
     :raises FlowSchemaError: listing every problem, each naming its step and field.
     """
-    if isinstance(document, dict) and "flow" not in document and "steps" in document:
-        document = {"flow": document}
+    document, warnings, metadata = normalize(document)
     found = sorted(_VALIDATOR.iter_errors(document), key=lambda e: [str(p) for p in e.path])
-    errors = [describe_error(document, list(e.absolute_path), e.message) for e in found]
+    errors = [describe_error(document, list(e.absolute_path), _message(e)) for e in found]
     if errors:
         raise FlowSchemaError(errors)
     errors = _semantic_errors(document)
@@ -252,8 +263,19 @@ def load_flow(document: Any) -> Flow:
         description=body.get("description", ""),
         env=body.get("env") or {},
         timeout=optional_duration(body.get("timeout"), "timeout"),
-        **steps,
+        metadata=metadata, warnings=tuple(warnings), **steps,
     )
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message, except an unknown config key names the allowed ones."""
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and path and path[-1] == "config":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        return (f"unknown config key{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))} (allowed: {', '.join(allowed)})")
+    return error.message
 
 
 def parse_flow_text(text: str, source: str = "<flow>") -> Flow:

@@ -84,6 +84,7 @@ def register_blueprints(app: Flask) -> None:
         fleet,
         git_hooks,
         health,
+        inline_flows,
         integrations,
         jobs,
         metrics,
@@ -94,7 +95,7 @@ def register_blueprints(app: Flask) -> None:
 
     for module in (health, auth, api_keys, agent_protocol, agents, jobs, metrics,
                    schedules, integrations, admin_integrations, webhook_settings, deliveries,
-                   prometheus, fanouts, ai, git_hooks, fleet):
+                   prometheus, fanouts, ai, git_hooks, fleet, inline_flows):
         api.register_blueprint(module.blp)
     audit_trail.init_app(app)
     document_error_responses(api.spec)

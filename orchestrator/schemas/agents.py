@@ -65,6 +65,7 @@ class ManifestSchema(ProtocolSchema):
     flows = fields.List(fields.Dict(), load_default=list, validate=validate.Length(max=1000))
     allow_undeclared_params = fields.Boolean(load_default=False, metadata={
         "description": "The agent passes undeclared params (as PARAM_<name> only)."})
+    inline_flows = fields.Boolean(load_default=False)  # ALLOW_INLINE_FLOWS on the agent
 
 
 class RegisterAgentSchema(ProtocolSchema):
@@ -130,6 +131,8 @@ class AssignmentSchema(Schema):
     flow = fields.String(metadata={"description": "kind flow: the flow's name"})
     variables = fields.Dict(keys=fields.String(), metadata={
         "description": "kind flow: the trigger's variables"})
+    definition = fields.Dict(metadata={
+        "description": "kind flow, inline dispatch only: the flow definition to run"})
     timeout = fields.Integer()
     lease_expires_at = UTCDateTime()
 

@@ -13,7 +13,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 #: The most events one upload may carry (the agent's MAX_EVENTS_PER_UPLOAD).
 MAX_EVENTS_PER_UPLOAD = 500
 EVENT_TYPES = ("step_started", "step_completed", "step_failed", "step_skipped",
-               "flow_completed", "flow_failed")
+               "flow_completed", "flow_failed", "flow_warning")
 STEP_STATUSES = ("running", "passed", "failed", "skipped")
 
 

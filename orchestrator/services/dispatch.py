@@ -307,8 +307,10 @@ def assignment(job: Job) -> dict[str, Any]:
     """One job as the agent receives it: a script with params, or a flow with variables."""
     base = {"job_id": job.id, "kind": job.kind, "timeout": job.timeout,
             "lease_expires_at": job.lease_expires_at}
-    if job.kind == "flow":
-        return {**base, "flow": job.script, "variables": dict(job.variables or {})}
+    if job.kind == "flow":  # an inline flow (services/inline_flows.py) carries its definition
+        inline = {"definition": job.params["definition"]} if "definition" in (job.params or {}) \
+            else {}
+        return {**base, "flow": job.script, "variables": dict(job.variables or {}), **inline}
     return {**base, "script": job.script, "params": dict(job.params or {})}
 
 

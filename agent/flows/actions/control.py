@@ -23,9 +23,10 @@ CONDITION_SCHEMA = {
     "properties": {"condition": {"type": ["string", "boolean"]}, "then": STEPS, "else": STEPS},
 }
 FOR_EACH_SCHEMA = {
-    "required": ["items", "steps"],
+    "required": ["items"],
     "properties": {"items": {"type": ["array", "string"]}, "steps": STEPS,
-                   "item_name": IDENTIFIER, "index_name": IDENTIFIER},
+                   "item_name": IDENTIFIER, "index_name": IDENTIFIER,
+                   "fail_fast": {"type": ["boolean", "string"]}},
 }
 PARALLEL_SCHEMA = {
     "required": ["branches"],
@@ -66,11 +67,17 @@ def for_each(config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     """Run ``steps`` once per item with ``item_name`` / ``index_name`` bound (in order).
 
     Each item gets its own scope, so ``${inner_step...}`` means this item's result. With
-    ``fail_fast`` (the default) the loop stops at the first failing item.
+    ``fail_fast`` (the default) the loop stops at the first failing item. Without
+    ``steps`` (TestMesh's form) the items are only collected: ``results`` lists
+    ``{index, item}`` and ``items_processed`` counts them.
     """
     items = config["items"]
     if not isinstance(items, list):
         raise StepFailed(f"for_each: items must be a list, got {type(items).__name__}")
+    if not config.get("steps"):
+        collected = [{"index": index, "item": item} for index, item in enumerate(items)]
+        return {"results": collected, "count": len(items), "items_processed": len(items),
+                "passed": len(items), "failed": 0, "completed": True}
     item_name, index_name = config.get("item_name", "item"), config.get("index_name", "index")
     results: list[dict[str, Any]] = []
     first_failure = None
@@ -86,7 +93,7 @@ def for_each(config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
             break
     failed = sum(1 for entry in results if entry["status"] == "failed")
     result = {"results": results, "count": len(items), "passed": len(results) - failed,
-              "failed": failed}
+              "failed": failed, "items_processed": len(results), "completed": not failed}
     if first_failure:
         raise StepFailed(first_failure, result)
     return result
@@ -159,10 +166,25 @@ def run_flow(config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     return result
 
 
+_STEP = {"id": "get", "action": "http_request", "config": {"url": "${BASE_URL}/health"}}
 ACTIONS = {
-    "condition": ActionSpec(condition, frozenset({"condition", "then", "else"}), CONDITION_SCHEMA,
-                            ("condition",)),
-    "for_each": ActionSpec(for_each, frozenset({"steps"}), FOR_EACH_SCHEMA),
-    "parallel": ActionSpec(parallel, frozenset({"branches"}), PARALLEL_SCHEMA),
-    "run_flow": ActionSpec(run_flow, config_schema=RUN_FLOW_SCHEMA),
+    "condition": ActionSpec(
+        condition, frozenset({"condition", "then", "else"}), CONDITION_SCHEMA, ("condition",),
+        result_keys=("branch", "matched"),
+        example={"condition": "${fetch.status} == 200", "then": [_STEP],
+                 "else": [{"id": "note", "action": "log", "config": {"message": "down"}}]}),
+    "for_each": ActionSpec(
+        for_each, frozenset({"steps"}), FOR_EACH_SCHEMA,
+        result_keys=("results", "count", "items_processed", "passed", "failed", "completed"),
+        example={"items": [1, 2, 3], "item_name": "user_id",
+                 "steps": [{"id": "get_user", "action": "http_request",
+                            "config": {"url": "${BASE_URL}/users/${user_id}"}}]}),
+    "parallel": ActionSpec(
+        parallel, frozenset({"branches"}), PARALLEL_SCHEMA,
+        result_keys=("branches", "passed", "failed"),
+        example={"branches": [_STEP, [{**_STEP, "id": "get2"}]], "max_concurrent": 2,
+                 "fail_fast": True}),
+    "run_flow": ActionSpec(run_flow, config_schema=RUN_FLOW_SCHEMA,
+                           result_keys=("flow", "status", "outputs"),
+                           example={"flow": "login", "input": {"user": "alice"}}),
 }

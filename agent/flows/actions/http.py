@@ -27,6 +27,9 @@ CONFIG_SCHEMA = {
         "auth": {"type": ["object", "string"]},
         "follow_redirects": {"type": ["boolean", "string"]},
         "verify_tls": {"type": ["boolean", "string"]},
+        "body": {},
+        "json": {},
+        "timeout": {"type": ["number", "string"]},
     },
 }
 
@@ -123,4 +126,9 @@ def _check_redirect(response: requests.Response, *args: Any, **kwargs: Any) -> N
                           "http_request redirect")
 
 
-ACTIONS = {"http_request": ActionSpec(http_request, config_schema=CONFIG_SCHEMA)}
+ACTIONS = {"http_request": ActionSpec(
+    http_request, config_schema=CONFIG_SCHEMA,
+    result_keys=("status", "headers", "body", "duration_ms", "url"),
+    example={"method": "POST", "url": "${BASE_URL}/api/users",
+             "headers": {"Content-Type": "application/json"},
+             "body": {"name": "Alice"}, "timeout": "10s"})}

@@ -24,11 +24,18 @@ from agent.flows.errors import StepFailed
 DEFAULT_SOCKET_TIMEOUT = 10.0
 
 
+EXTRA: dict[tuple[str, ...], dict[str, Any]] = {
+    ("key",): {"parse_json": {"type": ["boolean", "string"]}},
+    ("key", "value"): {"value": {}, "ttl": {"type": ["number", "string"]},
+                       "only_if_absent": {"type": ["boolean", "string"]}},
+}
+
+
 def _schema(*required: str) -> dict[str, Any]:
     schema: dict[str, Any] = {
         "required": ["url", *required],
         "properties": {"url": {"type": "string", "minLength": 1}, "key": {"type": "string"},
-                       "keys": {"type": ["array", "string"]}},
+                       "keys": {"type": ["array", "string"]}, **EXTRA.get(required, {})},
     }
     if "key" not in required:
         schema["anyOf"] = [{"required": ["key"]}, {"required": ["keys"]}]
@@ -102,8 +109,18 @@ def redis_exists(client: redis.Redis, config: dict[str, Any]) -> dict[str, Any]:
 
 
 ACTIONS = {
-    "redis.get": ActionSpec(_with_client(redis_get), config_schema=_schema("key")),
-    "redis.set": ActionSpec(_with_client(redis_set), config_schema=_schema("key", "value")),
-    "redis.del": ActionSpec(_with_client(redis_del), config_schema=_schema()),
-    "redis.exists": ActionSpec(_with_client(redis_exists), config_schema=_schema()),
+    "redis.get": ActionSpec(_with_client(redis_get), config_schema=_schema("key"),
+                            result_keys=("value", "exists"),
+                            example={"url": "${REDIS_URL}", "key": "session:1",
+                                     "parse_json": True}),
+    "redis.set": ActionSpec(_with_client(redis_set), config_schema=_schema("key", "value"),
+                            result_keys=("ok",),
+                            example={"url": "${REDIS_URL}", "key": "session:1",
+                                     "value": {"user": "alice"}, "ttl": "60s"}),
+    "redis.del": ActionSpec(_with_client(redis_del), config_schema=_schema(),
+                            result_keys=("deleted",),
+                            example={"url": "${REDIS_URL}", "keys": ["a", "b"]}),
+    "redis.exists": ActionSpec(_with_client(redis_exists), config_schema=_schema(),
+                               result_keys=("exists", "count"),
+                               example={"url": "${REDIS_URL}", "key": "session:1"}),
 }

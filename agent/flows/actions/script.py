@@ -100,7 +100,8 @@ def script(config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     """
     runner = ctx.engine.script_runner
     if runner is None:
-        raise StepFailed("script: this engine has no script runner configured")
+        raise StepFailed("script: script steps are not allowed here (no script runner; an "
+                         "inline flow needs ALLOW_INLINE_FLOW_SCRIPTS=true)")
     name = str(config["script"])
     params = {str(key): as_text(value) for key, value in (config.get("params") or {}).items()}
     started = time.monotonic()
@@ -118,4 +119,6 @@ def script(config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     return result
 
 
-ACTIONS = {"script": ActionSpec(script, config_schema=SCRIPT_SCHEMA)}
+ACTIONS = {"script": ActionSpec(
+    script, config_schema=SCRIPT_SCHEMA, result_keys=("exit_code", "stdout", "stderr"),
+    example={"script": "backup.sh", "params": {"target": "/tmp/out"}})}

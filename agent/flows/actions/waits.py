@@ -17,20 +17,24 @@ from agent.flows.expressions import evaluate
 DEFAULT_WAIT_INTERVAL = 1.0
 DEFAULT_WAIT_TIMEOUT = 30.0
 MAX_PROBE_TIMEOUT = 5.0
+DURATION = {"type": ["number", "string"]}
 
 WAIT_FOR_SCHEMA = {
     "required": ["type"],
     "properties": {"type": {"enum": ["http", "tcp"]}, "url": {"type": "string"},
-                   "host": {"type": "string"}, "port": {"type": ["integer", "string"]}},
+                   "host": {"type": "string"}, "port": {"type": ["integer", "string"]},
+                   "interval": DURATION, "timeout": DURATION,
+                   "expect_status": {"type": ["integer", "array", "string"]}},
     "if": {"properties": {"type": {"const": "http"}}},
     "then": {"required": ["url"]},
     "else": {"required": ["host", "port"]},
 }
 WAIT_UNTIL_SCHEMA = {
     "required": ["condition"],
-    "properties": {"condition": {"type": "string"}, "steps": {"$ref": "#/$defs/steps"}},
+    "properties": {"condition": {"type": "string"}, "steps": {"$ref": "#/$defs/steps"},
+                   "interval": DURATION, "timeout": DURATION},
 }
-DELAY_SCHEMA = {"required": ["duration"]}
+DELAY_SCHEMA = {"required": ["duration"], "properties": {"duration": DURATION}}
 
 
 def _timing(config: dict[str, Any]) -> tuple[float, float]:
@@ -117,8 +121,16 @@ def delay(config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
 
 
 ACTIONS = {
-    "wait_for": ActionSpec(wait_for, config_schema=WAIT_FOR_SCHEMA),
-    "wait_until": ActionSpec(wait_until, frozenset({"condition", "steps"}), WAIT_UNTIL_SCHEMA,
-                             ("condition",)),
-    "delay": ActionSpec(delay, config_schema=DELAY_SCHEMA),
+    "wait_for": ActionSpec(
+        wait_for, config_schema=WAIT_FOR_SCHEMA, result_keys=("attempts", "duration_ms", "status"),
+        example={"type": "http", "url": "${BASE_URL}/health", "expect_status": 200,
+                 "interval": "500ms", "timeout": "30s"}),
+    "wait_until": ActionSpec(
+        wait_until, frozenset({"condition", "steps"}), WAIT_UNTIL_SCHEMA, ("condition",),
+        result_keys=("attempts", "duration_ms"),
+        example={"condition": "poll.body.state == 'ready'", "interval": "1s", "timeout": "1m",
+                 "steps": [{"id": "poll", "action": "http_request",
+                            "config": {"url": "${BASE_URL}/state"}}]}),
+    "delay": ActionSpec(delay, config_schema=DELAY_SCHEMA, result_keys=("duration_ms",),
+                        example={"duration": "500ms"}),
 }

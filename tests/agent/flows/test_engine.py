@@ -88,7 +88,8 @@ def test_step_timeout_and_flow_timeout(run_flow) -> None:
     result = run_flow(flow([delay_step("slow", 5, timeout=0.2), delay_step("after")]))
     assert time.monotonic() - started < 1.5
     assert run_flow.final("slow")["error"] == "step timeout (0.2s) exceeded"
-    assert not run_flow.of("after") and "step slow: step timeout (0.2s) exceeded" in result.error
+    assert [e["type"] for e in run_flow.of("after")] == ["step_skipped"]
+    assert "step slow: step timeout (0.2s) exceeded" in result.error
 
     started = time.monotonic()
     result = run_flow(flow([delay_step("a", 0.1), delay_step("b", 5)], timeout=0.3))
@@ -121,7 +122,8 @@ def test_teardown_runs_after_a_failed_setup_and_can_fail_alone(run_flow) -> None
     result = run_flow(flow(setup=[failing_step("bad_setup")], steps=[delay_step("main")],
                            teardown=[delay_step("td")]))
     assert result.error == "setup failed: step bad_setup: assertion failed: 1 == 2"
-    assert not run_flow.of("main") and run_flow.final("td")["status"] == "passed"
+    assert run_flow.final("main")["reason"] == "not run: setup failed"
+    assert run_flow.final("td")["status"] == "passed"
 
     result = run_flow(flow(steps=[delay_step("main")], teardown=[failing_step("td")]))
     assert result.error == "teardown failed: step td: assertion failed: 1 == 2"
@@ -150,7 +152,9 @@ def test_when_and_on_error(run_flow) -> None:
     broken = run_flow.final("broken_when")
     assert broken["type"] == "step_failed"
     assert broken["error"] == "when 'undefined_name > 1': unknown name 'undefined_name'"
-    assert not run_flow.of("not_reached")
+    not_reached = run_flow.of("not_reached")  # counted as skipped, never started
+    assert [e["type"] for e in not_reached] == ["step_skipped"]
+    assert not_reached[0]["reason"] == "not run: step broken_when failed"
     assert result.error.startswith("step broken_when: when")
 
 
