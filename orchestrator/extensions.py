@@ -17,6 +17,7 @@ from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
+from orchestrator import redis_connection
 from orchestrator.models.base import Base
 
 db = SQLAlchemy(model_class=Base)
@@ -36,13 +37,11 @@ class RedisExtension:
 
     def init_app(self, app: Flask) -> None:
         embedded = None
-        if not app.config.get("REDIS_URL"):
+        if not app.config.get("REDIS_URL") and not app.config.get("REDIS_SENTINELS"):
             from orchestrator.embedded_redis import start_embedded_redis
 
             embedded, app.config["REDIS_URL"] = start_embedded_redis(app.config["DATA_DIR"])
-        connection = redis.Redis.from_url(
-            app.config["REDIS_URL"], socket_connect_timeout=5, health_check_interval=30
-        )
+        connection = redis_connection.connect(app.config)
         app.extensions[self.key] = {"connection": connection, "embedded": embedded}
 
     @property
@@ -74,7 +73,7 @@ def init_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True,
                      compare_type=True)
     jwt.init_app(app)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", limiter_storage_uri(app.config["REDIS_URL"]))
+    app.config.setdefault("RATELIMIT_STORAGE_URI", redis_connection.limiter_storage_uri(app.config))
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "scriptmesh-rl")
     limiter.init_app(app)
     api.init_app(app)
