@@ -184,7 +184,7 @@ class HAProxy:
         config = self.directory / "haproxy.cfg"
         # Idle timeouts above POLL_WAIT; a request to a dead hub is retried on another.
         config.write_text(f"""global
-    maxconn 20000
+    maxconn 8000
 defaults
     mode http
     timeout connect 2s
