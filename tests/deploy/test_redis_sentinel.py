@@ -44,9 +44,11 @@ def test_limiter_storage_uri():
 
 @pytest.fixture
 def redis_ha(tmp_path: Path) -> Iterator[RedisHA]:
-    ha = RedisHA(tmp_path).start()
-    yield ha
-    ha.stop()
+    ha = RedisHA(tmp_path)
+    try:
+        yield ha.start()
+    finally:
+        ha.stop()  # also after a failed start: every server it began
 
 
 def retrying(action, timeout: float = 10.0):

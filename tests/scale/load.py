@@ -32,6 +32,7 @@ class LoadResult:
     triggered: dict[str, str] = field(default_factory=dict)  # idempotency key -> job id
     trigger_retries: int = 0
     read_latencies: list[float] = field(default_factory=list)
+    read_started: list[float] = field(default_factory=list)  # monotonic, beside each latency
     read_retries: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -100,6 +101,7 @@ class Load:
             known = list(self.result.triggered.values())[-200:]
         if not known:
             return
+        started = time.monotonic()
         try:
             response, latency, retries = self.request("GET", f"/jobs/{random.choice(known)}")
             if response.status_code != 200:
@@ -107,6 +109,7 @@ class Load:
             with self.lock:
                 if not retries:
                     self.result.read_latencies.append(latency)
+                    self.result.read_started.append(started)
                 self.result.read_retries += retries
         except RuntimeError as exc:
             with self.lock:
