@@ -38,9 +38,9 @@ P99_LIMIT_MS = float(os.environ.get("SCALE_P99_MS", "100" if LONG else "1000"))
 CRON_SCHEDULES = 20
 #: Reads this long after a failure are counted apart from the steady-state p99.
 FAILURE_WINDOW = 10.0
-#: LEASE_SECONDS stays at its default (30): a start acknowledgement that arrives after
+#: LEASE_SECONDS is the default (30): a start acknowledgement that arrives after
 #: the lease finds its job requeued (409), and on a starved machine 10 s was too short.
-SETTINGS = {"POLL_WAIT": "10", "HEARTBEAT_INTERVAL": "15",
+SETTINGS = {"POLL_WAIT": "10", "LEASE_SECONDS": "30", "HEARTBEAT_INTERVAL": "15",
             "OFFLINE_AFTER_MISSED": "4", "WEB_CONCURRENCY": "1", "DATABASE_POOL_SIZE": "3",
             "DATABASE_MAX_OVERFLOW": "7", "SCRIPTMESH_LEADER_TTL": "6", "LOG_LEVEL": "warning",
             "SCRIPTMESH_ENV": "production"}
