@@ -29,18 +29,19 @@ from tests.scale.load import Load, agent_name, percentile
 from tests.scale.services import have
 
 LONG = os.environ.get("SCALE_LONG") == "1"
-AGENTS = int(os.environ.get("SCALE_AGENTS", "2000" if LONG else "250"))
+AGENTS = int(os.environ.get("SCALE_AGENTS", "2000" if LONG else "200"))
 RATE = float(os.environ.get("SCALE_RATE", "50" if LONG else "5"))
 LOAD_SECONDS = float(os.environ.get("SCALE_SECONDS", "300" if LONG else "70"))
 #: Steady-state GET /jobs/{id} p99 bound (ms). The issue's target is 100 ms; the short form
 #: shares 2 cores between 3 hubs, PostgreSQL, Redis, the fleet and the load.
-P99_LIMIT_MS = float(os.environ.get("SCALE_P99_MS", "100" if LONG else "2000"))
+P99_LIMIT_MS = float(os.environ.get("SCALE_P99_MS", "100" if LONG else "3000"))
 CRON_SCHEDULES = 20
+READS = 20.0 if LONG else 5.0  # GET /jobs/{id} per second
 #: Reads this long after a failure are counted apart from the steady-state p99.
 FAILURE_WINDOW = 10.0
 #: LEASE_SECONDS is the default (30): a start acknowledgement that arrives after
 #: the lease finds its job requeued (409), and on a starved machine 10 s was too short.
-SETTINGS = {"POLL_WAIT": "10", "LEASE_SECONDS": "30", "HEARTBEAT_INTERVAL": "15",
+SETTINGS = {"POLL_WAIT": "20", "LEASE_SECONDS": "30", "HEARTBEAT_INTERVAL": "30",
             "OFFLINE_AFTER_MISSED": "4", "WEB_CONCURRENCY": "1", "DATABASE_POOL_SIZE": "3",
             "DATABASE_MAX_OVERFLOW": "7", "SCRIPTMESH_LEADER_TTL": "6", "LOG_LEVEL": "warning",
             "SCRIPTMESH_ENV": "production"}
@@ -177,7 +178,8 @@ def test_fleet_under_load_and_failover(cluster: Cluster, make_user, make_api_key
     schedules = create_schedules(cluster.url, operator)
     cron_from = datetime.now(UTC)
 
-    load = Load(cluster.url, operator, [agent_name(i) for i in range(AGENTS)], RATE).start()
+    load = Load(cluster.url, operator, [agent_name(i) for i in range(AGENTS)], RATE,
+                reads=READS).start()
     try:
         events = run_timeline(cluster)
     finally:
