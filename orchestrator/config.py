@@ -41,6 +41,8 @@ DEFAULT_NOTIFY_FALLBACK_EVENTS = "job.failed,job.timeout,agent.offline,schedule.
 DEFAULT_DATABASE_POOL_SIZE = 5
 DEFAULT_DATABASE_MAX_OVERFLOW = 10
 DEFAULT_DATABASE_POOL_TIMEOUT = 30.0
+#: The Sentinel service name of ScriptMesh's Redis master (``REDIS_SENTINEL_MASTER``).
+DEFAULT_REDIS_SENTINEL_MASTER = "scriptmesh"
 MIN_SECRET_LENGTH = 32
 #: AI provider calls: seconds per attempt, retries after a 429/5xx/network error.
 DEFAULT_AI_TIMEOUT = 60.0
@@ -71,6 +73,8 @@ ENV_SETTINGS: tuple[tuple[str, str, type], ...] = (
     ("DATABASE_MAX_OVERFLOW", "DATABASE_MAX_OVERFLOW", int),
     ("DATABASE_POOL_TIMEOUT", "DATABASE_POOL_TIMEOUT", float),
     ("REDIS_URL", "REDIS_URL", str),
+    ("REDIS_SENTINELS", "REDIS_SENTINELS", str),
+    ("REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_MASTER", str),
     ("SECRET_KEY", "SECRET_KEY", str),
     ("JWT_SECRET_KEY", "JWT_SECRET", str),
     ("ENCRYPTION_KEY", "ENCRYPTION_KEY", str),
@@ -127,6 +131,8 @@ def default_settings() -> dict[str, Any]:
         "DATABASE_MAX_OVERFLOW": DEFAULT_DATABASE_MAX_OVERFLOW,
         "DATABASE_POOL_TIMEOUT": DEFAULT_DATABASE_POOL_TIMEOUT,
         "REDIS_URL": None,
+        "REDIS_SENTINELS": None,
+        "REDIS_SENTINEL_MASTER": DEFAULT_REDIS_SENTINEL_MASTER,
         "MAIL_SMTP_URL": None,
         "MAIL_FROM": "ScriptMesh <no-reply@scriptmesh.local>",
         "RESEND_API_KEY": None,

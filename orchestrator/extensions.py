@@ -18,6 +18,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session as FlaskSession
 
+from orchestrator import redis_connection
 from orchestrator.models.base import Base
 
 #: ``app.extensions`` key of the outbox registry, and the session key of what a
@@ -65,12 +66,10 @@ class RedisExtension:
     def init_app(self, app: Flask) -> None:
         from orchestrator.embedded_redis import embedded_redis_url, friendly_connection_errors
 
-        embedded = not app.config.get("REDIS_URL")
+        embedded = not app.config.get("REDIS_URL") and not app.config.get("REDIS_SENTINELS")
         if embedded:
             app.config["REDIS_URL"] = embedded_redis_url(app.config["DATA_DIR"])
-        connection = redis.Redis.from_url(
-            app.config["REDIS_URL"], socket_connect_timeout=5, health_check_interval=30
-        )
+        connection = redis_connection.connect(app.config)
         if embedded:
             friendly_connection_errors(connection, app.config["DATA_DIR"])
         app.extensions[self.key] = {"connection": connection}
@@ -82,13 +81,6 @@ class RedisExtension:
 
 
 redis_store = RedisExtension()
-
-
-def limiter_storage_uri(redis_url: str) -> str:
-    """Translate a redis-py URL into the ``limits`` library's form."""
-    if redis_url.startswith("unix://"):
-        return "redis+unix://" + redis_url[len("unix://") :]
-    return redis_url
 
 
 def init_extensions(app: Flask) -> None:
@@ -104,7 +96,7 @@ def init_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True,
                      compare_type=True)
     jwt.init_app(app)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", limiter_storage_uri(app.config["REDIS_URL"]))
+    app.config.setdefault("RATELIMIT_STORAGE_URI", redis_connection.limiter_storage_uri(app.config))
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "scriptmesh-rl")
     limiter.init_app(app)
     api.init_app(app)

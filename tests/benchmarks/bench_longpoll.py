@@ -1,8 +1,11 @@
 """Benchmark: 2,000 idle long-polling agents held by one hub process, and the API beside them.
 
 Run by hand: ``.venv/bin/python -m tests.benchmarks.bench_longpoll``
-(``BENCH_POLLERS`` changes the number of simulated agents). The hub runs one
-gunicorn gevent worker (``-w 1``). The agents are registered over HTTP, then
+(``BENCH_POLLERS`` changes the number of simulated agents, ``BENCH_HUB_WORKERS``
+the hub's gunicorn gevent workers (default 1), ``BENCH_POLL_WAIT`` the poll
+wait: 10,000 idle agents are measured with ``BENCH_POLLERS=10000
+BENCH_HUB_WORKERS=4 BENCH_POLL_WAIT=60`` and a Redis whose ``maxclients``
+exceeds the pollers, given in ``REDIS_URL``). The agents are registered over HTTP, then
 a separate process (this module with ``--pollers``) keeps one blocking
 ``POST /agent/poll`` with ``wait=25`` open per agent, from greenlets speaking
 raw HTTP/1.1 over ``gevent.socket`` (no monkey-patching needed). Meanwhile
@@ -50,14 +53,15 @@ from tests.benchmarks.harness import (
 from tests.e2e.proc_helpers import BIN, REPO, process_env
 
 POLLERS = int(os.environ.get("BENCH_POLLERS", "2000"))
-POLL_WAIT = 25.0
+HUB_WORKERS = int(os.environ.get("BENCH_HUB_WORKERS", "1"))
+POLL_WAIT = float(os.environ.get("BENCH_POLL_WAIT", "25"))
 SAMPLES = 200
 WARMUP = 50
 IDLE_AGENT = "bench-idle-target"
 QUEUED_JOBS = 100
 RAMP_SECONDS = 5.0
-HOLD_TIMEOUT = 40.0
-REGISTER_TIMEOUT = 120.0
+HOLD_TIMEOUT = 40.0 + POLLERS / 200
+REGISTER_TIMEOUT = 120.0 + POLLERS / 20
 REGISTER_CONCURRENCY = 50
 
 
@@ -271,8 +275,9 @@ def measure(backend: Backend, hub: Hub) -> Table:
 
 
 def render(backend: Backend, floor: dict[str, list[float]], found: dict[str, Any]) -> Table:
-    table = Table(f"Idle long-polls: {POLLERS} simulated agents on one hub process",
-                  f"{backend.describe()}, gunicorn -w 1 gevent worker, POLL_WAIT "
+    table = Table(f"Idle long-polls: {POLLERS} simulated agents on one hub "
+                  f"({HUB_WORKERS} worker process{'es' if HUB_WORKERS > 1 else ''})",
+                  f"{backend.describe()}, gunicorn -w {HUB_WORKERS} gevent, POLL_WAIT "
                   f"{POLL_WAIT:g} s, pollers in a separate gevent process, "
                   f"{describe_machine()}")
     for what, label in (("jobs", "GET /jobs"), ("health", "GET /health")):
@@ -286,6 +291,8 @@ def render(backend: Backend, floor: dict[str, list[float]], found: dict[str, Any
     table.add("hub worker's established TCP connections", str(found["connections"]))
     table.add("hub worker RSS (floor: before the polls)", f"{found['rss_held']:.0f} MB",
               f"{found['rss_before']:.0f} MB", ratio(found["rss_held"], found["rss_before"]))
+    per_poll = (found["rss_held"] - found["rss_before"]) * 1024 / max(found["held"], 1)
+    table.add("  => hub memory per waiting agent", f"{per_poll:.0f} KB")
     table.add("hub CPU per poll request (while taking them in)", ms(found["poll_cpu"]))
     # Every held poll is answered after POLL_WAIT and re-armed at once: the idle cost.
     table.add(f"  => re-arming {POLLERS} polls every {POLL_WAIT:g} s",
@@ -308,7 +315,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="scriptmesh-bench-longpoll-") as tmp:
         workdir = Path(tmp)
         backend = Backend(workdir).start()
-        hub = Hub(backend, workdir, workers=1, POLL_WAIT=str(POLL_WAIT))
+        hub = Hub(backend, workdir, workers=HUB_WORKERS, POLL_WAIT=str(POLL_WAIT))
         try:
             hub.start()
             measure(backend, hub).print()
