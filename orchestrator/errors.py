@@ -11,6 +11,8 @@ import logging
 import re
 from typing import Any
 
+import redis
+import sqlalchemy as sa
 from flask import Flask, Response, jsonify
 from werkzeug import exceptions as http
 
@@ -139,6 +141,20 @@ def render_unhandled(exc: Exception) -> Response:
     return response
 
 
+def render_backend_unavailable(exc: Exception) -> Response:
+    """Redis or the database out of reach (a failover, a restart): 503, retry later."""
+    log.warning("backend unavailable: %s", type(exc).__name__)
+    response = jsonify(error_body("service_unavailable",
+                                  "A backing service (Redis or the database) is briefly "
+                                  "unavailable; retry in a few seconds."))
+    response.status_code = 503
+    response.headers["Retry-After"] = "2"
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(http.HTTPException, render_http_exception)
+    for unavailable in (redis.ConnectionError, redis.TimeoutError, sa.exc.TimeoutError,
+                        sa.exc.DisconnectionError):
+        app.register_error_handler(unavailable, render_backend_unavailable)
     app.register_error_handler(Exception, render_unhandled)

@@ -13,8 +13,8 @@ processes running them at once change every job exactly once.
 - ``fail_lost_jobs``: running past the lease -> ``failed``, error ``agent_lost``
   (never silently re-run: the script may have had effects).
 - ``expire_queued_jobs``: pending past ``expires_at`` (queue_ttl) -> ``expired``.
-- ``reconcile_lost_jobs``: pending, not leased, but gone from Redis (flushed,
-  restarted empty) -> enqueued again.
+- ``reconcile_lost_jobs``: pending, not leased, but in no queue list (Redis
+  flushed or restarted empty, a poll cut off mid-pop) -> enqueued again.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from rq.job import Job as RQJob
 
 from orchestrator.extensions import db, redis_store
 from orchestrator.models import TERMINAL_STATUSES, Agent, Job, JobStatus, utcnow
@@ -154,7 +153,7 @@ def expire_queued_jobs(now: datetime | None = None) -> int:
 
 
 def reconcile_lost_jobs(now: datetime | None = None) -> int:
-    """Enqueue again the pending, unleased jobs whose RQ job Redis no longer has."""
+    """Enqueue again the pending, unleased jobs whose id Redis no longer queues."""
     now = now or utcnow()
     conditions = [Job.status == JobStatus.PENDING.value, Job.lease_expires_at.is_(None),
                   Job.cancel_requested_at.is_(None), Job.created_at < now - RECONCILE_GRACE,
@@ -178,10 +177,13 @@ def reconcile_lost_jobs(now: datetime | None = None) -> int:
 
 
 def _enqueue_missing(jobs: list[Job]) -> int:
+    """Push the jobs whose id is in no queue list. The RQ hash alone proves nothing: a
+    poll cut off between its pop and its cleanup (a failover, a killed hub) leaves the
+    hash behind with the id gone from the list."""
     pipe = redis_store.connection.pipeline(transaction=False)
     for job in jobs:
-        pipe.exists(RQJob.key_for(job.id))
-    lost = [job for job, present in zip(jobs, pipe.execute(), strict=True) if not present]
+        pipe.lpos(agent_queues.queue(agent_queues.job_queue_name(job)).key, job.id)
+    lost = [job for job, position in zip(jobs, pipe.execute(), strict=True) if position is None]
     for job in lost:
         log.warning("job %s was pending but missing from Redis; queued again", job.id)
         agent_queues.enqueue(job)

@@ -44,7 +44,7 @@ def test_every_service_and_health_check():
 def test_hub_install_steps_are_the_readmes_production_steps():
     block = steps.code_block_after(steps.PRODUCTION_MARKER)
     readme = [steps.normalise(c) for c in steps.shell_commands(block)]
-    assert readme[:3] == [["pip", "install", "."], ["scriptmesh", "db", "upgrade"],
+    assert readme[:3] == [["pip", "install", ".[hub]"], ["scriptmesh", "db", "upgrade"],
                           ["gunicorn", "-c", "orchestrator/gunicorn_conf.py", "wsgi:app"]]
     roles = readme[3:]
     assert roles == [["scriptmesh", "worker"], ["scriptmesh", "scheduler"]]
@@ -78,7 +78,7 @@ def test_agent_install_steps_are_the_readmes():
     readme = [steps.normalise(c)
               for c in steps.shell_commands(steps.code_block_after(steps.AGENT_MARKER))]
     pip_steps = [c for c in readme if c[0] == "pip"]
-    assert pip_steps == [["pip", "install", "."]]
+    assert pip_steps == [["pip", "install", ".[agent]"]]
     assert readme[-1] == ["scriptmesh-agent", "start"]
     image = steps.dockerfile_commands(steps.REPO / "Dockerfile.agent")
-    assert image == [["pip", "install", "."], ["scriptmesh-agent", "start"]]
+    assert image == [["pip", "install", ".[agent]"], ["scriptmesh-agent", "start"]]
