@@ -18,7 +18,7 @@ from orchestrator.dashboard.guard import end_session, session_family, start_sess
 from orchestrator.dashboard.pages import flash_error, page
 from orchestrator.errors import ScriptMeshError
 from orchestrator.extensions import db, limiter
-from orchestrator.services import accounts
+from orchestrator.services import accounts, signup
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -102,10 +102,27 @@ def verify() -> Response | tuple[str, int]:
     return page("verify.html", email=email)
 
 
-@bp.route("/reset-password")
-def reset_password() -> tuple[str, int]:
-    """The hub has no password-reset flow yet (no API, no service): say what works today."""
-    return page("reset_password.html")
+@bp.route("/reset-password", methods=["GET", "POST"])
+@auth_rate_limits
+def reset_password() -> Response | tuple[str, int]:
+    """Mail a reset code, then set a new password with it (``POST /auth/password-reset``
+    and ``/confirm``: the same service, so every session of the user ends)."""
+    email = (request.form.get("email") or request.args.get("email") or "").strip()
+    if request.method == "POST":
+        try:
+            if request.form.get("action") == "send":
+                signup.request_password_reset(email)
+                flash("If that address has a verified account, a 6-digit code is on its way.",
+                      "ok")
+                return redirect(url_for("dashboard.reset_password", email=email, sent=1))
+            signup.confirm_password_reset(email, request.form.get("code", ""),
+                                          request.form.get("password", ""))
+        except ScriptMeshError as exc:
+            flash_error(exc)
+            return page("reset_password.html", exc.code or 400, email=email, sent=True)
+        flash("Password changed: sign in with the new one.", "ok")
+        return redirect(url_for("dashboard.sign_in", email=email))
+    return page("reset_password.html", email=email, sent=bool(request.args.get("sent")))
 
 
 @bp.route("/sign-out", methods=["POST"])

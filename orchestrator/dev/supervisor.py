@@ -292,6 +292,7 @@ def banner(url: str, credentials: DevCredentials, options: DevOptions,
         "\n"
         "ScriptMesh is running.\n\n"
         f"  URL:       {url}\n"
+        f"  Dashboard: {url}/ui/  (sign in with the Email and Password below)\n"
         f"  API docs:  {url}/docs\n"
         f"  Email:     {credentials.email}\n"
         f"  Password:  {credentials.password}\n"

@@ -182,6 +182,30 @@ def test_sign_up_verify_then_sign_in(client: FlaskClient, mailed_code: Any) -> N
     assert evil.headers["Location"] == "/ui/agents"
 
 
+def test_password_reset_by_mailed_code(client: FlaskClient, make_user: Any,
+                                       mailed_code: Any) -> None:
+    user = make_user()
+    token = csrf(client, "/ui/reset-password")
+    sent = client.post("/ui/reset-password", data={"email": user["email"], "action": "send",
+                                                   "csrf_token": token})
+    assert sent.status_code == 302 and "sent=1" in sent.headers["Location"]
+    wrong = client.post("/ui/reset-password", data={
+        "email": user["email"], "action": "confirm", "code": "000000",
+        "password": "a brand new passphrase", "csrf_token": token})
+    assert wrong.status_code == 400
+    done = client.post("/ui/reset-password", data={
+        "email": user["email"], "action": "confirm", "code": mailed_code(user["email"]),
+        "password": "a brand new passphrase", "csrf_token": token})
+    assert done.status_code == 302 and "/ui/sign-in" in done.headers["Location"]
+    old = client.post("/ui/sign-in", data={"email": user["email"], "password": user["password"],
+                                           "csrf_token": token})
+    assert old.status_code == 401
+    new = client.post("/ui/sign-in", data={"email": user["email"],
+                                           "password": "a brand new passphrase",
+                                           "csrf_token": token})
+    assert new.status_code == 302
+
+
 def test_run_form_from_declared_params(app: Any, client: FlaskClient, make_user: Any) -> None:
     """The Run form offers the manifest's declared params, typed, and the job gets them."""
     from orchestrator.extensions import db
