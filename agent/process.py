@@ -98,17 +98,7 @@ def _live_members_from_proc(pgid: int) -> bool | None:
     """Scan ``/proc`` for a non-zombie process in group ``pgid`` (None when /proc is absent)."""
     if not os.path.isdir("/proc/self"):
         return None
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
+    return bool(process_groups.group_members(pgid))
 
 
 def group_alive(pgid: int) -> bool:

@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +36,17 @@ except (OSError, AttributeError):
     _PRCTL = None
 
 
-def die_with_parent() -> None:
-    """``preexec_fn``: SIGKILL this child when the thread that started it dies (Linux)."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+def parent_death_signal(signum: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets ``signum`` when the thread that started it dies
+    (Linux ``PR_SET_PDEATHSIG``; elsewhere nothing)."""
+    def preexec() -> None:
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, int(signum))
+    return preexec
+
+
+#: Scripts are killed outright with the agent that started them.
+die_with_parent = parent_death_signal(signal.SIGKILL)
 
 
 def start_time(pid: int) -> int | None:

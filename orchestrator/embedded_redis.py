@@ -15,10 +15,8 @@ behind. Data is kept in ``<data dir>/redis.rdb`` (saved on stop), the log in
 
 from __future__ import annotations
 
-import ctypes
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,9 +24,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from agent.process_groups import parent_death_signal
+
 SOCKET_NAME = "redis.sock"
 START_TIMEOUT = 10.0
-_PR_SET_PDEATHSIG = 1
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -70,16 +69,8 @@ def answers_ping(socket_path: Path) -> bool:
         client.close()
 
 
-try:  # resolved before any fork: a forked child must not dlopen
-    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
-except (OSError, AttributeError):
-    _PRCTL = None
-
-
-def die_with_parent() -> None:
-    """``preexec_fn``: SIGTERM this child when the thread that started it dies (Linux)."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+#: ``preexec_fn`` of the stack's children: SIGTERM (a clean stop) when the supervisor dies.
+die_with_parent = parent_death_signal(signal.SIGTERM)
 
 
 class EmbeddedRedis:
