@@ -3,6 +3,7 @@ Notifications tabs, Test Connection; secrets go in and never come back out)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import flash, g, redirect, request, url_for
@@ -16,9 +17,12 @@ from orchestrator.extensions import db
 from orchestrator.models import Integration, Scope
 from orchestrator.schemas.auth import ApiKeyCreateSchema
 from orchestrator.schemas.integrations import IntegrationCreateSchema
-from orchestrator.services import api_keys, notify
+from orchestrator.services import api_keys
+from orchestrator.services.ai.providers import AI_PROVIDERS
 from orchestrator.services.events import EVENT_TYPES
 from orchestrator.services.integrations import PROVIDERS
+from orchestrator.services.integrations.connection import test_integration
+from orchestrator.services.integrations.kinds import GIT_PROVIDERS
 from orchestrator.services.integrations.manage import (
     DEFAULT_EVENTS,
     create_integration,
@@ -27,8 +31,9 @@ from orchestrator.services.integrations.manage import (
     update_integration,
 )
 
-#: The seed's three tabs; this hub has integrations of the Notifications kind only so far.
-INTEGRATION_TABS = ("ai", "git", "notifications")
+#: The seed's three tabs and the integration types each lists.
+INTEGRATION_TABS = {"ai": ("ai_provider",), "git": ("git",), "notifications": tuple(PROVIDERS)}
+GIT_EVENTS = ("push", "pull_request")
 KEY_SCOPES = tuple(s.value for s in (Scope.OPERATOR, Scope.READ, Scope.ADMIN, Scope.AGENT))
 
 
@@ -68,6 +73,34 @@ def revoke_api_key(key_id: str) -> Response:
     return redirect(url_for("dashboard.api_keys_page"))
 
 
+def ai_body(form: Any) -> dict[str, Any]:
+    """An ``ai_provider`` integration in the seed's shape."""
+    config = {key: form[key].strip() for key in ("model", "base_url") if form.get(key, "").strip()}
+    secrets = {"api_key": form["secret"].strip()} if form.get("secret", "").strip() else {}
+    return {"type": "ai_provider", "provider": form.get("provider", ""),
+            "name": form.get("name", "").strip(), "config": config, "secrets": secrets}
+
+
+def git_body(form: Any) -> dict[str, Any]:
+    """A ``git`` integration: repository, events, branches and what a matching event runs
+    (a ``POST /trigger-script`` body, as JSON)."""
+    config: dict[str, Any] = {"repo": form.get("repo", "").strip(),
+                              "events": form.getlist("git_events") or list(GIT_EVENTS)}
+    if form.get("base_url", "").strip():
+        config["base_url"] = form["base_url"].strip()
+    branches = [b.strip() for b in form.get("branches", "").split(",") if b.strip()]
+    if branches:
+        config["branches"] = branches
+    try:
+        config["trigger"] = json.loads(form.get("trigger") or "{}")
+    except ValueError:
+        config["trigger"] = form.get("trigger")  # the schema names the field
+    secrets = {name: form[name].strip() for name in ("token", "webhook_secret")
+               if form.get(name, "").strip()}
+    return {"type": "git", "provider": form.get("provider", ""),
+            "name": form.get("name", "").strip(), "config": config, "secrets": secrets}
+
+
 def integration_body(form: Any) -> dict[str, Any]:
     """The ``POST /integrations`` body: the URL and secret inputs go to the type's fields."""
     provider = PROVIDERS.get(form.get("type", ""))
@@ -93,19 +126,22 @@ def integrations() -> Response | tuple[str, int]:
     tab = tab if tab in INTEGRATION_TABS else "notifications"
     status = 200
     if request.method == "POST":
+        build = {"ai": ai_body, "git": git_body}.get(tab, integration_body)
         try:
             row = create_integration(Integration,
-                                     IntegrationCreateSchema().load(integration_body(request.form)))
+                                     IntegrationCreateSchema().load(build(request.form)))
             db.session.commit()
             flash(f"Integration {row.name} added. Its secret is stored encrypted and will not "
                   "be shown again.", "ok")
-            return redirect(url_for("dashboard.integrations", tab="notifications"))
+            return redirect(url_for("dashboard.integrations", tab=tab))
         except (ValidationError, ScriptMeshError) as exc:
             db.session.rollback()
             flash_error(exc)
             status = 422
+    listed = [i for i in tenant_integration_views() if i["type"] in INTEGRATION_TABS[tab]]
     return page("integrations.html", status, tab=tab, tabs=INTEGRATION_TABS,
-                integrations=tenant_integration_views(), types=sorted(PROVIDERS),
+                integrations=listed, types=sorted(PROVIDERS), ai_providers=AI_PROVIDERS,
+                git_providers=GIT_PROVIDERS, git_events=GIT_EVENTS,
                 event_types=EVENT_TYPES, default_events=DEFAULT_EVENTS,
                 form=request.form if request.method == "POST" else {})
 
@@ -114,9 +150,9 @@ def integrations() -> Response | tuple[str, int]:
 def integration_action(integration_id: str, action: str) -> Response:
     try:
         if action == "test":
-            outcome = notify.test_integration(Integration, integration_id, g.principal.tenant_id)
+            outcome = test_integration(Integration, integration_id, g.principal.tenant_id)
             if outcome["status"] == "ok":
-                flash(f"Test message delivered (HTTP {outcome['status_code']}).", "ok")
+                flash(f"Test passed (HTTP {outcome['status_code']}).", "ok")
             else:
                 flash(f"Test failed: {outcome['error']}", "error")
         elif action in ("enable", "disable"):
@@ -131,4 +167,6 @@ def integration_action(integration_id: str, action: str) -> Response:
     except ScriptMeshError as exc:
         db.session.rollback()
         flash_error(exc)
-    return redirect(url_for("dashboard.integrations", tab="notifications"))
+    tab = request.args.get("tab", "notifications")
+    return redirect(url_for("dashboard.integrations",
+                            tab=tab if tab in INTEGRATION_TABS else "notifications"))

@@ -155,7 +155,7 @@ def check_slack(ui: BrowserPage, stub: Receiver) -> None:
     assert "webhook_url configured" in row.text_content()
     assert "slack-secret" not in ui.page.content()  # the secret is never shown again
     row.locator("button", has_text="Test Connection").click()
-    ui.page.wait_for_selector(".flash-ok:has-text('Test message delivered')")
+    ui.page.wait_for_selector(".flash-ok:has-text('Test passed')")
     assert stub.paths() == ["/services/T0/B0/slack-secret"]
     assert "ScriptMesh" in stub.requests[0].body.decode()
     ui.page.wait_for_selector("#integrations-table tr:has-text('ops-slack') "

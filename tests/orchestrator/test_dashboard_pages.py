@@ -246,3 +246,28 @@ def test_run_form_from_declared_params(app: Any, client: FlaskClient, make_user:
     assert rerun_id.startswith("job_") and rerun_id != job_id
     with app.app_context():
         assert db.session.get(Job, rerun_id).params == db.session.get(Job, job_id).params
+
+
+def test_ai_and_git_tabs_add_integrations_whose_secrets_never_show(
+        client: FlaskClient, make_user: Any) -> None:
+    user = make_user()
+    sign_in(client, user)
+    token = csrf(client, "/ui/settings/integrations?tab=ai")
+    made = client.post("/ui/settings/integrations?tab=ai", data={
+        "csrf_token": token, "provider": "anthropic", "name": "Team Claude",
+        "model": "claude-sonnet-4-5", "secret": "sk-ant-very-secret"})
+    assert made.status_code == 302 and "tab=ai" in made.headers["Location"]
+    page = client.get("/ui/settings/integrations?tab=ai").get_data(as_text=True)
+    assert "Team Claude" in page and "anthropic" in page and "sk-ant-very-secret" not in page
+    git = client.post("/ui/settings/integrations?tab=git", data={
+        "csrf_token": token, "provider": "github", "name": "api repo", "repo": "acme/api",
+        "git_events": ["push"], "trigger": '{"agent": "ci", "run_script": "hello.sh"}',
+        "token": "ghp_secret_token", "webhook_secret": "hook-secret"})
+    assert git.status_code == 302, git.get_data(as_text=True)[:300]
+    git_page = client.get("/ui/settings/integrations?tab=git").get_data(as_text=True)
+    assert "api repo" in git_page and "ghp_secret_token" not in git_page
+    assert "Team Claude" not in git_page, "each tab lists its own kind"
+    bad = client.post("/ui/settings/integrations?tab=git", data={
+        "csrf_token": token, "provider": "github", "name": "x", "repo": "acme/api",
+        "trigger": "{not json"})
+    assert bad.status_code == 422

@@ -13,7 +13,7 @@ from typing import Any
 
 from orchestrator.extensions import db
 from orchestrator.models import GlobalIntegration, Integration, utcnow
-from orchestrator.services import notify  # also installs the event -> notification hook
+from orchestrator.services import notify
 from orchestrator.services.integrations.manage import (
     decrypted_secrets,
     get_integration,
