@@ -209,3 +209,39 @@ def show_fanout(fanout_id: str, as_json: bool) -> None:
         (a.get("agent"), a.get("job_id"), a.get("status"), a.get("exit_code"),
          a.get("duration_ms"), a.get("stage")) for a in report.get("agents") or []))
     print_groups(report)
+
+
+def _rollout_action(action: str, doc: str) -> click.Command:
+    """``scriptmesh fanouts approve|pause|resume FANOUT_ID``: one POST, then the report."""
+    @fanouts_group.command(action, help=doc)
+    @click.argument("fanout_id")
+    @json_option
+    def command(fanout_id: str, as_json: bool) -> None:
+        report = hub().post(f"/fanouts/{fanout_id}/{action}")
+        if as_json:
+            print_json(report)
+        else:
+            click.echo(f"{fanout_id}: {report.get('status')}")
+    return command
+
+
+_rollout_action("approve", "Let a rollout waiting at an approval gate start its next stage.")
+_rollout_action("pause", "Start no new target of the fan-out (running ones finish).")
+_rollout_action("resume", "Resume a paused fan-out.")
+
+
+@fanouts_group.command("rerun")
+@click.argument("fanout_id")
+@click.option("--only", "only", multiple=True, show_default=True,
+              type=click.Choice(["failed", "not_started", "cancelled", "timeout", "lost"]),
+              help="Which targets to run again (repeatable) [default: failed, not_started].")
+@json_option
+def rerun_fanout(fanout_id: str, only: tuple[str, ...], as_json: bool) -> None:
+    """A new fan-out over just FANOUT_ID's failed and not-started targets (``rerun_of``)."""
+    created = hub().post(f"/fanouts/{fanout_id}/rerun",
+                         {"only": list(only)} if only else {})
+    if as_json:
+        print_json(created)
+    else:
+        click.echo(f"{created['fanout_id']}: rerun of {fanout_id}, "
+                   f"{len(created.get('jobs') or [])} target(s)")

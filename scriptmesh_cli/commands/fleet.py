@@ -1,4 +1,4 @@
-"""``scriptmesh agents list``: the fleet, filtered by tag, status and name."""
+"""``scriptmesh agents list|scripts|pause|resume|drain``: the fleet and its control."""
 
 from __future__ import annotations
 
@@ -48,3 +48,27 @@ def agent_scripts(agent: str, as_json: bool) -> None:
     rows = [(s["name"], "script", s.get("description")) for s in found.get("scripts") or []]
     rows += [(f.get("name"), "flow", f.get("description")) for f in found.get("flows") or []]
     print_table(("NAME", "KIND", "DESCRIPTION"), rows)
+
+
+def _agent_action(action: str, doc: str, takes_note: bool) -> click.Command:
+    """``scriptmesh agents pause|resume|drain AGENT``: one POST, then the agent's state."""
+    @agents_group.command(action, help=doc)
+    @click.argument("agent")
+    @click.option("--note", default=None, hidden=not takes_note, help="Why (shown in /agents).")
+    @click.option("--until", default=None, hidden=action != "pause",
+                  help="ISO 8601 instant the pause ends by itself.")
+    @json_option
+    def command(agent: str, note: str | None, until: str | None, as_json: bool) -> None:
+        body = {key: value for key, value in (("note", note), ("until", until)) if value}
+        found = hub().post(f"/agents/{agent}/{action}", body if takes_note else None)
+        if as_json:
+            print_json(found)
+        else:
+            paused = " (paused)" if found.get("paused") else ""
+            click.echo(f"{agent}: {found.get('status')}{paused}")
+    return command
+
+
+_agent_action("pause", "Give AGENT no new job until resumed; running jobs finish.", True)
+_agent_action("resume", "Resume a paused or draining AGENT.", False)
+_agent_action("drain", "Pause AGENT, then deregister it once it runs nothing.", True)

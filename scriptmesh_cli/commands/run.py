@@ -121,9 +121,13 @@ def run_command(agent: str, script: str | None, params: tuple[str, ...], flow: s
         body.update(run_script=script, params=key_values(params, "-p"))
     if timeout:
         body["timeout"] = timeout
-    job_id = hub().post("/trigger-script", body)["job_id"]
+    created = hub().post("/trigger-script", body)
+    job_id = created["job_id"]
     if detach:
-        click.echo(job_id)
+        if as_json:
+            print_json(created)  # the API's own answer: {"job_id", "status"}
+        else:
+            click.echo(job_id)
         return
     if sys.stderr.isatty():
         notice(f"job {job_id} on {agent}")

@@ -440,3 +440,23 @@ def test_flow_runs_and_the_management_commands(
     assert fanouts["fanouts"] == []
     denied = cli("keys", "list", hub=live_hub, token=token)  # an operator key is not admin
     assert denied.returncode == 1 and "admin" in denied.stderr
+
+
+def test_agent_pause_and_resume_from_the_cli(live_hub: LiveHub, operator: dict[str, Any],
+                                             agent: AgentProc,
+                                             cli: Callable[..., subprocess.CompletedProcess]
+                                             ) -> None:
+    token = operator["token"]
+    paused = cli("agents", "pause", agent.name, "--note", "kernel upgrade", "--json",
+                 hub=live_hub, token=token)
+    assert paused.returncode == 0, paused.stderr
+    assert json.loads(paused.stdout)["paused"]
+    job_id = json.loads(cli("run", agent.name, "hello.sh", "--detach", "--json",
+                            hub=live_hub, token=token).stdout)["job_id"]
+    time.sleep(2)
+    assert live_hub.call("GET", f"/jobs/{job_id}", token)[1]["status"] == "pending", \
+        "a paused agent gets nothing"
+    resumed = cli("agents", "resume", agent.name, hub=live_hub, token=token)
+    assert resumed.returncode == 0 and agent.name in resumed.stdout
+    waited = cli("jobs", "wait", job_id, "--json", hub=live_hub, token=token)
+    assert waited.returncode == 0 and json.loads(waited.stdout)["status"] == "success"
