@@ -149,6 +149,21 @@ def validate_for_agents(agents: Iterable[Agent], script: str,
             validate_trigger_params(agent, script, params)
 
 
+def declared_names(agents: Iterable[Agent], script: str) -> set[str] | None:
+    """The params every agent listing ``script`` declares for it; None when one of them
+    also takes undeclared ones (then nothing needs leaving out)."""
+    names: set[str] | None = None
+    for agent in agents:
+        entry = script_entry(agent, script)
+        if not entry:
+            continue
+        if (agent.manifest or {}).get("allow_undeclared_params"):
+            return None
+        mine = {spec.get("name") for spec in entry.get("params") or []}
+        names = mine if names is None else names & mine
+    return names if names is not None else set()
+
+
 def validate_schedule(schedule: Any, fleet: Iterable[Agent]) -> None:
     """422 ``invalid_params`` when an agent a script schedule targets would refuse its params."""
     if schedule.kind == "flow":

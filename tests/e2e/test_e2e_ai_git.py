@@ -43,7 +43,7 @@ flow:
       config: {message: "building ${repo}@${branch} (${sha}) pr=${pr}"}
 """
 LEAKY_SCRIPT = """#!/usr/bin/env bash
-echo "connecting with token $API_TOKEN"
+echo "connecting with token $api_token"
 echo "POST https://hooks.slack.com/services/T0/B0/e2e-slack-secret-path -> 500" >&2
 echo "password=correct-horse-battery" >&2
 exit 2
@@ -95,13 +95,31 @@ def ai_body(provider: str, url: str, key: str | None, model: str) -> dict[str, A
     return body
 
 
+def declare_git_params(agent: AgentProc, hub: LiveHub, token: str) -> None:
+    """hello.sh asks for the Git inputs (a script gets only the params it declares)."""
+    manifest = agent.manifest()
+    for entry in manifest["scripts"]:
+        if entry["name"] == "hello.sh":
+            entry["params"] = [*entry.get("params", []),
+                               *({"name": n} for n in ("repo", "branch", "sha", "pr"))]
+    agent.write_manifest(manifest)
+
+    def declared() -> bool:
+        _, body = hub.call("GET", f"/get-scripts?agent={agent.name}", token)
+        hello = [e for e in body.get("scripts", []) if e["name"] == "hello.sh"]
+        return bool(hello) and "branch" in {p["name"] for p in hello[0].get("params", [])}
+
+    wait_for(declared, 15, what="hello.sh declaring the Git inputs")
+
+
 def add_leaky_script(agent: AgentProc, hub: LiveHub, token: str) -> None:
     script = agent.scripts_dir / "leaky.sh"
     script.write_text(LEAKY_SCRIPT)
     script.chmod(0o755)
     manifest = agent.manifest()
     manifest["scripts"].append({"name": "leaky.sh", "path": "leaky.sh",
-                                "description": "echoes secrets, fails"})
+                                "description": "echoes secrets, fails",
+                                "params": [{"name": "api_token"}]})
     agent.write_manifest(manifest)
 
     def listed() -> bool:
@@ -167,7 +185,7 @@ def test_ai_chain_test_call_and_redacted_diagnosis(
         add_leaky_script(agent, hub, token)
         job_id = call(hub, "POST", "/trigger-script", token, {
             "agent": agent.name, "run_script": "leaky.sh",
-            "params": {"API_TOKEN": "param-value-secret-42"}}, 202)["job_id"]
+            "params": {"api_token": "param-value-secret-42"}}, 202)["job_id"]
         assert wait_job(hub, token, job_id)["status"] == "failed"
         call(hub, "POST", f"/jobs/{job_id}/diagnose", token, None, 202)
         done = wait_for(lambda: call(hub, "GET", f"/jobs/{job_id}", token)["diagnosis"], 30,
@@ -182,7 +200,7 @@ def test_ai_chain_test_call_and_redacted_diagnosis(
         assert secret not in sent, secret
     context = json.loads(request.json["messages"][0]["content"])
     assert context["script"] == "leaky.sh" and context["exit_code"] == 2
-    assert context["param_names"] == ["API_TOKEN"]
+    assert context["param_names"] == ["api_token"]
     assert "connecting with token [REDACTED]" in context["stdout_tail"]
     assert context["stderr_tail"].count("[REDACTED]") == 2
     assert done["provider"] == "anthropic" and done["model"] == "claude-sonnet-4-5"
@@ -233,6 +251,7 @@ def test_git_webhooks_trigger_runs_whose_results_land_on_each_host(
                              what="PR comment")
         assert "| announce | log | passed |" in comment.json["body"]
 
+        declare_git_params(agent, hub, token)
         for provider, stub, prefix in (("gitlab", gitlab, "/api/v4/projects/"),
                                        ("gitea", gitea, "/api/v1/repos/")):
             integration = call(hub, "POST", "/integrations", owner_key, git_body(

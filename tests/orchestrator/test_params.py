@@ -107,3 +107,16 @@ def test_manifest_with_malformed_declaration_is_refused(ws: Workspace) -> None:
     response = sim.register(manifest=bad)
     assert response.status_code == 422
     assert response.json["error"]["code"] == "validation_error"
+
+
+def test_declared_names_is_what_every_agent_listing_the_script_declares() -> None:
+    from orchestrator.models import Agent
+    from orchestrator.services.params import declared_names
+
+    def agent(params: list[str], allow: bool = False) -> Agent:
+        return Agent(name="a", manifest={"allow_undeclared_params": allow, "scripts": [
+            {"name": "build.sh", "params": [{"name": n} for n in params]}]})
+
+    assert declared_names([agent(["branch", "sha"]), agent(["branch"])], "build.sh") == {"branch"}
+    assert declared_names([agent(["branch"]), agent([], allow=True)], "build.sh") is None
+    assert declared_names([agent(["branch"])], "other.sh") == set()

@@ -25,6 +25,8 @@ from orchestrator.errors import BadRequest, Conflict, NotFound, ScriptMeshError,
 from orchestrator.extensions import db
 from orchestrator.models import GitDelivery, Integration, Scope
 from orchestrator.security import Principal
+from orchestrator.services import agents
+from orchestrator.services import params as script_params
 from orchestrator.services.git.hosts import HOSTS, GitEvent, Ignored
 from orchestrator.services.integrations.manage import decrypted_secrets
 
@@ -103,6 +105,14 @@ def run_inputs(event: GitEvent) -> dict[str, Any]:
     return {"repo": event.repo, "branch": event.branch, "sha": event.sha, "pr": event.pr}
 
 
+def script_inputs(script: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The Git inputs a script takes: those its manifest entries declare (a script never
+    gets a param its author did not ask for), as text."""
+    names = script_params.declared_names(agents.list_agents(), script)
+    return {key: "" if value is None else value for key, value in inputs.items()
+            if names is None or key in names}
+
+
 def _trigger(row: Integration, record: GitDelivery, event: GitEvent) -> dict[str, Any]:
     from orchestrator.schemas.jobs import TriggerSchema
     from orchestrator.services import targets
@@ -112,7 +122,8 @@ def _trigger(row: Integration, record: GitDelivery, event: GitEvent) -> dict[str
     if trigger.get("run_flow"):
         trigger["variables"] = inputs
     else:
-        trigger["params"] = {k: "" if v is None else v for k, v in inputs.items()}
+        trigger["params"] = {**(trigger.get("params") or {}),
+                             **script_inputs(trigger["run_script"], inputs)}
     data = TriggerSchema().load({**trigger, "async_exec": True,
                                  "idempotency_key": f"git:{row.id}:{record.delivery_id}"[:200]})
     principal = Principal(tenant_id=row.tenant_id, user_id=row.id, scope=Scope.OPERATOR)
