@@ -271,7 +271,12 @@ def complete(fanout: Fanout, tally: Tally) -> None:
         status = FanoutStatus.SUCCESS
     else:
         status = FanoutStatus.FAILED
-    fanout.status, fanout.completed_at = status.value, utcnow()
+    # A conditional UPDATE, not the row lock alone: SQLite has no SELECT ... FOR UPDATE, so
+    # two last finishers may both get here; only the first records the completion.
+    if not db.session.execute(
+            sa.update(Fanout).where(Fanout.id == fanout.id, Fanout.completed_at.is_(None))
+            .values(status=status.value, completed_at=utcnow())).rowcount:
+        return
     record_event(fanout.tenant_id, "fanout.completed", subject=fanout.id, payload={
         "fanout_id": fanout.id, "script": fanout.script, "status": fanout.status,
         "stop_reason": fanout.stop_reason, "total": fanout.total,
