@@ -23,9 +23,10 @@ import sqlalchemy as sa
 
 from orchestrator.errors import Conflict, ValidationFailed
 from orchestrator.extensions import db
-from orchestrator.models import Fanout, FanoutStatus, Job, JobStatus, utcnow
+from orchestrator.models import Agent, Fanout, FanoutStatus, Job, JobStatus, utcnow
 from orchestrator.security import Principal
-from orchestrator.services import audit, fanout_progress
+from orchestrator.services import audit, fanout_progress, lifecycle
+from orchestrator.services import params as script_params
 from orchestrator.services.events import record_event
 
 AWAITING_APPROVAL = "awaiting_approval"
@@ -84,16 +85,18 @@ def start_verify(fanout: Fanout, stage: int) -> bool:
     script = (plan.get("selector") or {}).get("verify")
     if not script or plan.get("verify_started_at"):
         return False
-    from orchestrator.services import lifecycle  # noqa: PLC0415 - fanout_progress imports us
-
     done = list(db.session.execute(
         db.select(Job).where(Job.fanout_id == fanout.id, Job.fanout_stage == stage,
                              Job.status == JobStatus.SUCCESS.value)
         .order_by(Job.fanout_seq)).scalars())
     last_seq = db.session.execute(sa.select(sa.func.max(Job.fanout_seq))
                                   .where(Job.fanout_id == fanout.id)).scalar() or 0
+    stage_agents = db.session.execute(db.select(Agent).where(
+        Agent.id.in_({job.agent_id for job in done}))).scalars().all()
+    accepted = script_params.declared_names(stage_agents, script)
+    params = {k: v for k, v in (fanout.params or {}).items() if accepted is None or k in accepted}
     jobs = [Job(tenant_id=fanout.tenant_id, agent_id=job.agent_id, agent_name=job.agent_name,
-                kind="script", script=script, params=dict(fanout.params or {}), variables={},
+                kind="script", script=script, params=params, variables={},
                 status=JobStatus.PENDING.value, timeout=fanout.timeout,
                 created_by=fanout.created_by, created_at=utcnow(), stdout="", stderr="",
                 truncated={}, fanout_id=fanout.id, fanout_stage=stage,

@@ -18,9 +18,11 @@ def add_stamp_scripts(agent: AgentProc, **locks: str) -> None:
     path.write_text(STAMP)
     os.chmod(path, 0o755)
     manifest = agent.manifest()
-    manifest["scripts"].append({"name": "stamp.sh", "path": "stamp.sh"})
+    seconds = [{"name": "seconds", "type": "number"}]
+    manifest["scripts"].append({"name": "stamp.sh", "path": "stamp.sh", "params": seconds})
     for name, lock in locks.items():
-        manifest["scripts"].append({"name": f"{name}.sh", "path": "stamp.sh", "lock": lock})
+        manifest["scripts"].append({"name": f"{name}.sh", "path": "stamp.sh", "lock": lock,
+                                    "params": seconds})
     agent.write_manifest(manifest)
 
 

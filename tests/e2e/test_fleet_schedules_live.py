@@ -23,6 +23,9 @@ from tests.e2e.test_e2e_jobs import trigger, wait_job
 from tests.e2e.test_fanout_live import break_deploy, start_fleet, wait_done
 from tests.orchestrator.receiver import Receiver
 
+#: deploy.sh declares a required version.
+VERSION = {"version": "v1.0.0"}
+
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
@@ -146,14 +149,14 @@ def test_after_consecutive_three_alerts_once_on_the_third_failure_and_once_on_re
         break_deploy(agent)
         failed = []
         for _ in range(5):
-            failed.append(trigger(live_hub, token, agent.name, "deploy.sh"))
+            failed.append(trigger(live_hub, token, agent.name, "deploy.sh", params=VERSION))
             assert wait_job(live_hub, token, failed[-1])["status"] == "failed"
         wait_for(lambda: len(receiver.requests) >= 1, 20, what="the alert")
         (agent.scripts_dir / "deploy.sh").write_text("#!/usr/bin/env bash\necho ok\n")
-        fixed = trigger(live_hub, token, agent.name, "deploy.sh")
+        fixed = trigger(live_hub, token, agent.name, "deploy.sh", params=VERSION)
         assert wait_job(live_hub, token, fixed)["status"] == "success"
         wait_for(lambda: len(receiver.requests) >= 2, 20, what="the recovery")
-        again = trigger(live_hub, token, agent.name, "deploy.sh")
+        again = trigger(live_hub, token, agent.name, "deploy.sh", params=VERSION)
         assert wait_job(live_hub, token, again)["status"] == "success"
         time.sleep(3)  # a second success is no news
         sent = [(r.json["type"], r.json["data"].get("job_id")) for r in receiver.requests]
