@@ -69,7 +69,8 @@ def agent(live_hub: LiveHub, operator: dict[str, Any],
     script.write_text(TICKER)
     script.chmod(0o755)
     manifest = agent.manifest()
-    manifest["scripts"].append({"name": "ticker.sh", "path": "ticker.sh"})
+    manifest["scripts"].append({"name": "ticker.sh", "path": "ticker.sh",
+                                "params": [{"name": "count", "type": "integer"}]})
     agent.write_manifest(manifest)
     wait_for(lambda: "ticker.sh" in live_hub.call(
         "GET", "/agents", operator["token"])[1][agent.name]["scripts"], 20,
