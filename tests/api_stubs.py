@@ -38,28 +38,24 @@ Answer = tuple[int, Any]
 Route = Callable[[Call], Answer]
 
 
-class ApiStub:
-    """``routes``: ``(method, path regex) -> fn(call) -> (status, json)``; unknown -> 404.
+class LocalServer:
+    """A real HTTP server on loopback that records every request (``calls``) and answers
+    each through ``respond(call) -> (status, body bytes, content type)``."""
 
-    ``fail_next`` answers the next requests with the given (status, json) first.
-    """
-
-    def __init__(self, routes: dict[tuple[str, str], Route]) -> None:
-        self.routes = [(method, re.compile(pattern + r"$"), fn)
-                       for (method, pattern), fn in routes.items()]
+    def __init__(self) -> None:
         self.calls: list[Call] = []
-        self.fail_next: list[Answer] = []
         self._lock = threading.Lock()
-        stub = self
+        server = self
 
         class Handler(BaseHTTPRequestHandler):
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 call = Call(self.command, self.path, dict(self.headers.items()), body)
-                status, answer = stub.answer(call)
-                data = json.dumps(answer).encode()
+                with server._lock:
+                    server.calls.append(call)
+                status, data, content_type = server.respond(call)
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -72,9 +68,40 @@ class ApiStub:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def respond(self, call: Call) -> tuple[int, bytes, str]:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> LocalServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ApiStub(LocalServer):
+    """``routes``: ``(method, path regex) -> fn(call) -> (status, json)``; unknown -> 404.
+
+    ``fail_next`` answers the next requests with the given (status, json) first.
+    """
+
+    def __init__(self, routes: dict[tuple[str, str], Route]) -> None:
+        super().__init__()
+        self.routes = [(method, re.compile(pattern + r"$"), fn)
+                       for (method, pattern), fn in routes.items()]
+        self.fail_next: list[Answer] = []
+
+    def respond(self, call: Call) -> tuple[int, bytes, str]:
+        status, answer = self.answer(call)
+        return status, json.dumps(answer).encode(), "application/json"
+
     def answer(self, call: Call) -> Answer:
         with self._lock:
-            self.calls.append(call)
             if self.fail_next:
                 return self.fail_next.pop(0)
         for method, pattern, fn in self.routes:
@@ -82,17 +109,9 @@ class ApiStub:
                 return fn(call)
         return 404, {"message": "Not Found"}
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
     def __enter__(self) -> ApiStub:
-        self.thread.start()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def find(self, method: str, path_part: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and path_part in c.path]

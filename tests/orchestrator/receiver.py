@@ -1,13 +1,8 @@
-"""A real local HTTP server that records what webhooks and integrations send it,
-and a helper that runs the background queue's RQ jobs for real (a burst worker)."""
+"""A local HTTP server (``tests.api_stubs.LocalServer``) that records what webhooks and
+integrations send it, and a helper that runs the background work for real (a burst worker
+and the outbox relay)."""
 
 from __future__ import annotations
-
-import json
-import threading
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from flask import Flask
 from rq import SimpleWorker
@@ -15,61 +10,31 @@ from rq import SimpleWorker
 from orchestrator.extensions import redis_store
 from orchestrator.queues import background_queue
 from orchestrator.services import outbox
+from tests.api_stubs import Call, LocalServer
+
+#: One recorded request (method, path, headers, body; ``.json``).
+Received = Call
 
 
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Receiver:
+class Receiver(LocalServer):
     """Answers each request with the next status of ``statuses`` (then 200), and records it."""
 
     def __init__(self, statuses: tuple[int, ...] = ()) -> None:
+        super().__init__()
         self.statuses = list(statuses)
-        self.requests: list[Received] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                with receiver._lock:
-                    receiver.requests.append(Received(self.command, self.path,
-                                                      dict(self.headers.items()), body))
-                    status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            do_POST = do_PUT = _handle  # noqa: N815 - http.server's naming
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+    def requests(self) -> list[Call]:
+        return self.calls
+
+    def respond(self, call: Call) -> tuple[int, bytes, str]:
+        with self._lock:
+            status = self.statuses.pop(0) if self.statuses else 200
+        return status, b"ok", "text/plain"
 
     def __enter__(self) -> Receiver:
-        self.thread.start()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
